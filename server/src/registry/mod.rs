@@ -1,0 +1,474 @@
+//! The host registry: the one owner of host state, its lifecycle and its deadlines.
+//!
+//! Durable changes (new hosts, moves) are submitted to the store while the registry lock is
+//! held, so the store sees them in the registry's order, and awaited after it is released.
+//! Heartbeat freshness is collected and written behind by [`Registry::flush_freshness`].
+
+mod deadlines;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+pub use deadlines::DeadlineQueue;
+
+use crate::clock::Clock;
+use crate::config::HeartbeatSection;
+use crate::metrics::Metrics;
+use crate::protocol::Hostname;
+use crate::store::{HostRecord, HostWrite, Pending, Store, StoreError};
+
+/// Whether a host is reachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    /// Heartbeated within the timeout.
+    Online,
+    /// Missed its deadline; kept until cleanup.
+    Offline,
+}
+
+/// What a successful registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A hostname seen for the first time.
+    Registered,
+    /// An online host heartbeated from the same address.
+    Heartbeat,
+    /// An online host heartbeated from a new address.
+    IpChanged {
+        /// The previous address.
+        from: IpAddr,
+        /// The new address.
+        to: IpAddr,
+    },
+    /// An offline host came back (possibly from a new address).
+    Reconnected {
+        /// The address it had when it went offline.
+        from: IpAddr,
+        /// The address it came back from.
+        to: IpAddr,
+    },
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// The hostname belongs to another owner; nothing changed.
+    #[error("hostname '{0}' is registered to another owner")]
+    OwnedByOther(String),
+    /// The change could not be made durable; nothing changed.
+    #[error("registration not saved: {0}; retry later")]
+    Store(#[from] StoreError),
+}
+
+/// A read-only copy of one host, for the API and DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostView {
+    /// Lowercase hostname.
+    pub hostname: Arc<str>,
+    /// Owner name.
+    pub owner: Arc<str>,
+    /// Last address.
+    pub address: IpAddr,
+    /// Online or offline.
+    pub status: HostStatus,
+    /// First registration.
+    pub first_seen: SystemTime,
+    /// Last heartbeat.
+    pub last_seen: SystemTime,
+}
+
+/// Host counts, as exported in the host gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostCounts {
+    /// Every known host.
+    pub registered: usize,
+    /// Hosts online.
+    pub online: usize,
+    /// Hosts offline.
+    pub offline: usize,
+}
+
+/// Result of one sweep over due deadlines.
+#[derive(Default)]
+pub struct Sweep {
+    /// Hosts that went offline.
+    pub went_offline: Vec<Arc<str>>,
+    /// Hosts deleted after `cleanup_after_days` offline.
+    pub deleted: Vec<Arc<str>>,
+    /// The store deletions, to await and log.
+    pub deletions: Vec<Pending<()>>,
+}
+
+#[derive(Debug, Clone)]
+struct Host {
+    owner: Arc<str>,
+    address: IpAddr,
+    status: HostStatus,
+    first_seen: SystemTime,
+    last_seen: SystemTime,
+    /// When the host next changes state: going offline, or (when offline) being deleted.
+    deadline: Instant,
+    /// Bumped on every change, so an undo only reverts the change it belongs to.
+    version: u64,
+}
+
+/// How to revert a change whose durable write failed.
+struct Undo {
+    hostname: Arc<str>,
+    version: u64,
+    previous: Option<Host>,
+}
+
+#[derive(Default)]
+struct State {
+    hosts: BTreeMap<Arc<str>, Host>,
+    deadlines: DeadlineQueue,
+    /// Hosts whose `last_seen` moved since the last write-behind flush.
+    stale_freshness: HashSet<Arc<str>>,
+    online: usize,
+    next_version: u64,
+    /// Increases with every change visible in DNS (a zone serial can follow it).
+    generation: u64,
+}
+
+/// The registry of hosts.
+pub struct Registry {
+    state: Mutex<State>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    /// A host goes offline this long after its last heartbeat.
+    offline_after: Duration,
+    /// An offline host is deleted this long after its last heartbeat.
+    delete_after: Duration,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(
+        heartbeat: &HeartbeatSection,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            store,
+            clock,
+            metrics,
+            offline_after: heartbeat.offline_after(),
+            delete_after: heartbeat.delete_after().max(heartbeat.offline_after()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Loads stored hosts, deriving online/offline from how long ago each was last seen.
+    /// Hosts past cleanup are deleted from the store; their deletions are returned.
+    pub fn restore(&self, records: Vec<HostRecord>) -> Vec<Pending<()>> {
+        let now = self.clock.now();
+        let wall = self.clock.wall();
+        let mut deletions = Vec::new();
+        let mut state = self.lock();
+        for record in records {
+            let silent_for = wall.duration_since(record.last_seen).unwrap_or_default();
+            let (status, remaining) = if silent_for < self.offline_after {
+                (HostStatus::Online, self.offline_after - silent_for)
+            } else if silent_for < self.delete_after {
+                (HostStatus::Offline, self.delete_after - silent_for)
+            } else {
+                deletions.push(self.store.write_host(HostWrite::Delete(record.hostname)));
+                continue;
+            };
+            let version = state.bump_version();
+            state.insert(
+                record.hostname.into(),
+                Host {
+                    owner: record.owner.into(),
+                    address: record.address,
+                    status,
+                    first_seen: record.first_seen,
+                    last_seen: record.last_seen,
+                    deadline: now + remaining,
+                    version,
+                },
+            );
+        }
+        self.publish_counts(&state);
+        deletions
+    }
+
+    /// Registers or refreshes `hostname` for `owner` from `address`; returns once any durable
+    /// change is on disk. On a store failure the change is reverted and reported.
+    pub async fn register(
+        &self,
+        hostname: &Hostname,
+        owner: &Arc<str>,
+        address: IpAddr,
+    ) -> Result<Outcome, RegisterError> {
+        let (outcome, durable) = self.apply_registration(hostname, owner, address)?;
+        if let Some((pending, undo)) = durable {
+            if let Err(err) = pending.wait().await {
+                self.revert(undo);
+                return Err(err.into());
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn apply_registration(
+        &self,
+        hostname: &Hostname,
+        owner: &Arc<str>,
+        address: IpAddr,
+    ) -> Result<(Outcome, Option<(Pending<()>, Undo)>), RegisterError> {
+        let now = self.clock.now();
+        let wall = self.clock.wall();
+        let deadline = now + self.offline_after;
+        let name = hostname.as_arc();
+        let mut state = self.lock();
+        let previous = state.hosts.get(name).cloned();
+        let outcome = match &previous {
+            Some(host) if host.owner != *owner => {
+                return Err(RegisterError::OwnedByOther(hostname.to_string()));
+            }
+            None => Outcome::Registered,
+            Some(host) if host.status == HostStatus::Offline => Outcome::Reconnected {
+                from: host.address,
+                to: address,
+            },
+            Some(host) if host.address != address => Outcome::IpChanged {
+                from: host.address,
+                to: address,
+            },
+            Some(_) => Outcome::Heartbeat,
+        };
+        let version = state.bump_version();
+        let updated = Host {
+            owner: Arc::clone(owner),
+            address,
+            status: HostStatus::Online,
+            first_seen: previous.as_ref().map_or(wall, |host| host.first_seen),
+            last_seen: wall,
+            deadline,
+            version,
+        };
+        let needs_durable_write = previous.as_ref().is_none_or(|host| host.address != address);
+        let durable = needs_durable_write.then(|| {
+            let pending = self.store.write_host(HostWrite::Upsert(HostRecord {
+                hostname: hostname.to_string(),
+                owner: owner.to_string(),
+                address,
+                first_seen: updated.first_seen,
+                last_seen: wall,
+            }));
+            let undo = Undo {
+                hostname: Arc::clone(name),
+                version,
+                previous: previous.clone(),
+            };
+            (pending, undo)
+        });
+        if !needs_durable_write {
+            state.stale_freshness.insert(Arc::clone(name));
+        }
+        if !matches!(outcome, Outcome::Heartbeat) {
+            state.generation += 1;
+        }
+        state.remove(name);
+        state.insert(Arc::clone(name), updated);
+        self.publish_counts(&state);
+        drop(state);
+        self.record_outcome(outcome);
+        Ok((outcome, durable))
+    }
+
+    fn record_outcome(&self, outcome: Outcome) {
+        let updates = &self.metrics.host_updates;
+        match outcome {
+            Outcome::Registered => self
+                .metrics
+                .host_registrations
+                .with_label_values(&["success"])
+                .inc(),
+            Outcome::Heartbeat => updates.with_label_values(&["heartbeat"]).inc(),
+            Outcome::IpChanged { .. } => updates.with_label_values(&["ip_change"]).inc(),
+            Outcome::Reconnected { .. } => updates.with_label_values(&["reconnection"]).inc(),
+        }
+    }
+
+    fn revert(&self, undo: Undo) {
+        let mut state = self.lock();
+        if state.hosts.get(&undo.hostname).map(|host| host.version) != Some(undo.version) {
+            // A later registration already replaced this change; it stands on its own write.
+            return;
+        }
+        state.remove(&undo.hostname);
+        if let Some(previous) = undo.previous {
+            state.insert(undo.hostname, previous);
+        }
+        state.generation += 1;
+        self.publish_counts(&state);
+    }
+
+    /// Moves due hosts offline and deletes hosts offline past cleanup.
+    pub fn sweep(&self) -> Sweep {
+        let now = self.clock.now();
+        let mut sweep = Sweep::default();
+        let mut state = self.lock();
+        while let Some((deadline, name)) = state.deadlines.pop_due(now) {
+            let Some(host) = state.hosts.get_mut(&name) else {
+                continue;
+            };
+            match host.status {
+                HostStatus::Online => {
+                    host.status = HostStatus::Offline;
+                    host.deadline = deadline + self.delete_after.saturating_sub(self.offline_after);
+                    let next = host.deadline;
+                    state.online -= 1;
+                    state.deadlines.insert(next, Arc::clone(&name));
+                    sweep.went_offline.push(name);
+                }
+                HostStatus::Offline => {
+                    state.hosts.remove(&name);
+                    state.stale_freshness.remove(&name);
+                    sweep
+                        .deletions
+                        .push(self.store.write_host(HostWrite::Delete(name.to_string())));
+                    sweep.deleted.push(name);
+                }
+            }
+        }
+        if !sweep.went_offline.is_empty() || !sweep.deleted.is_empty() {
+            state.generation += 1;
+            self.publish_counts(&state);
+        }
+        drop(state);
+        let offline = u64::try_from(sweep.went_offline.len()).unwrap_or(u64::MAX);
+        self.metrics.heartbeat_timeouts.inc_by(offline);
+        self.metrics
+            .host_updates
+            .with_label_values(&["offline"])
+            .inc_by(offline);
+        sweep
+    }
+
+    /// Submits the write-behind batch of heartbeat freshness, if any.
+    pub fn flush_freshness(&self) -> Option<Pending<()>> {
+        let mut state = self.lock();
+        if state.stale_freshness.is_empty() {
+            return None;
+        }
+        let stale = std::mem::take(&mut state.stale_freshness);
+        let refreshes = stale
+            .into_iter()
+            .filter_map(|name| {
+                let host = state.hosts.get(&name)?;
+                Some((name.to_string(), host.last_seen))
+            })
+            .collect();
+        Some(self.store.write_host(HostWrite::Freshness(refreshes)))
+    }
+
+    /// One host by (case-insensitive) name.
+    pub fn get(&self, hostname: &str) -> Option<HostView> {
+        let name = hostname.to_ascii_lowercase();
+        let state = self.lock();
+        state
+            .hosts
+            .get_key_value(name.as_str())
+            .map(|(name, host)| view(name, host))
+    }
+
+    /// Every host matching `filter`, in hostname order.
+    pub fn hosts_where(&self, filter: impl Fn(&HostView) -> bool) -> Vec<HostView> {
+        let state = self.lock();
+        state
+            .hosts
+            .iter()
+            .map(|(name, host)| view(name, host))
+            .filter(|host| filter(host))
+            .collect()
+    }
+
+    /// Registered, online and offline counts.
+    pub fn counts(&self) -> HostCounts {
+        let state = self.lock();
+        state.counts()
+    }
+
+    /// A number that increases whenever a change visible in DNS happens.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// The earliest pending deadline, for tests and diagnostics.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lock().deadlines.next_deadline()
+    }
+
+    fn publish_counts(&self, state: &State) {
+        let counts = state.counts();
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.registered_hosts.set(gauge(counts.registered));
+        self.metrics.online_hosts.set(gauge(counts.online));
+        self.metrics.offline_hosts.set(gauge(counts.offline));
+    }
+}
+
+fn view(name: &Arc<str>, host: &Host) -> HostView {
+    HostView {
+        hostname: Arc::clone(name),
+        owner: Arc::clone(&host.owner),
+        address: host.address,
+        status: host.status,
+        first_seen: host.first_seen,
+        last_seen: host.last_seen,
+    }
+}
+
+impl State {
+    fn bump_version(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    fn counts(&self) -> HostCounts {
+        HostCounts {
+            registered: self.hosts.len(),
+            online: self.online,
+            offline: self.hosts.len() - self.online,
+        }
+    }
+
+    /// Adds a host and its deadline entry.
+    fn insert(&mut self, name: Arc<str>, host: Host) {
+        if host.status == HostStatus::Online {
+            self.online += 1;
+        }
+        self.deadlines.insert(host.deadline, Arc::clone(&name));
+        self.hosts.insert(name, host);
+    }
+
+    /// Removes a host and its deadline entry.
+    fn remove(&mut self, name: &Arc<str>) -> Option<Host> {
+        let host = self.hosts.remove(name)?;
+        if host.status == HostStatus::Online {
+            self.online -= 1;
+        }
+        self.deadlines.remove(host.deadline, name);
+        Some(host)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! The TCP shell: accepts registration connections, enforces the connection limit and the
+//! idle timeout, and shuts down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{Connection, ReadError};
+use crate::core::Core;
+use crate::net::Listener;
+use crate::protocol::Status;
+
+/// Message sent to a connection over `server.max_connections` before it is closed.
+pub const AT_CAPACITY: &str = "Server at capacity";
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The listeners the server serves on, already bound by the caller.
+pub struct Listeners<L> {
+    /// Registration protocol listener (port 8080 by default).
+    pub registration: L,
+}
+
+/// Serves until `shutdown` completes, then stops accepting, lets open connections answer the
+/// frames they already received (up to `server.shutdown_grace_secs`), and flushes the
+/// write-behind batch before returning.
+pub async fn serve<L: Listener>(
+    core: Arc<Core>,
+    listeners: Listeners<L>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let stop_connections = CancellationToken::new();
+    let stop_maintenance = CancellationToken::new();
+    let connections = TaskTracker::new();
+    let maintenance = tokio::spawn(Arc::clone(&core).run_maintenance(stop_maintenance.clone()));
+
+    tokio::select! {
+        () = accept_loop(&core, listeners.registration, &connections, &stop_connections) => {}
+        () = shutdown => tracing::info!("shutdown requested; no longer accepting connections"),
+    }
+
+    stop_connections.cancel();
+    connections.close();
+    let grace = core.config.server.shutdown_grace();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the shutdown grace period; closing them"
+        );
+    }
+    stop_maintenance.cancel();
+    if let Err(err) = maintenance.await {
+        tracing::error!(error = %err, "maintenance task failed");
+    }
+    tracing::info!("shutdown complete");
+}
+
+async fn accept_loop<L: Listener>(
+    core: &Arc<Core>,
+    mut listener: L,
+    connections: &TaskTracker,
+    stop: &CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(core.config.server.max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                core.metrics
+                    .tcp_connections
+                    .with_label_values(&["failed"])
+                    .inc();
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => {
+                core.metrics
+                    .tcp_connections
+                    .with_label_values(&["accepted"])
+                    .inc();
+                connections.spawn(handle_connection(
+                    Arc::clone(core),
+                    stream,
+                    peer,
+                    stop.clone(),
+                    slot,
+                ));
+            }
+            Err(_) => {
+                core.metrics
+                    .tcp_connections
+                    .with_label_values(&["rejected"])
+                    .inc();
+                tracing::warn!(%peer, "connection refused: server at capacity");
+                connections.spawn(refuse_at_capacity(Arc::clone(core), stream));
+            }
+        }
+    }
+}
+
+async fn refuse_at_capacity<S: AsyncRead + AsyncWrite + Unpin>(core: Arc<Core>, stream: S) {
+    let mut connection = Connection::new(stream, core.config.protocol.max_frame_bytes);
+    connection.queue(&core.response(Status::Error, AT_CAPACITY));
+    connection.close_gracefully().await;
+}
+
+async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    core: Arc<Core>,
+    stream: S,
+    peer: SocketAddr,
+    stop: CancellationToken,
+    _slot: OwnedSemaphorePermit,
+) {
+    let opened = core.clock.now();
+    core.metrics.tcp_active_connections.inc();
+    let mut connection = Connection::new(stream, core.config.protocol.max_frame_bytes);
+    let idle_timeout = core.config.server.idle_timeout();
+    let ending = loop {
+        let next = if stop.is_cancelled() {
+            // Shutting down: answer what already arrived, read nothing new.
+            match connection.buffered_frame() {
+                Ok(Some(frame)) => Ok(Ok(Some(frame))),
+                Ok(None) => break Ending::Shutdown,
+                Err(err) => Ok(Err(ReadError::Frame(err))),
+            }
+        } else {
+            tokio::select! {
+                biased;
+                next = tokio::time::timeout(idle_timeout, connection.read_frame()) => next,
+                () = stop.cancelled() => continue,
+            }
+        };
+        match next {
+            Err(_elapsed) => break Ending::Idle,
+            Ok(Ok(None)) => break Ending::PeerClosed,
+            Ok(Ok(Some(payload))) => {
+                let reply = core.handle_frame(&payload, peer.ip()).await;
+                connection.queue(&reply.response);
+                if reply.close {
+                    break Ending::FramingError;
+                }
+                if !connection.has_buffered_frame() {
+                    if let Err(err) = connection.flush().await {
+                        break Ending::Failed(err.into());
+                    }
+                }
+            }
+            Ok(Err(ReadError::Frame(err))) => {
+                connection.queue(&core.framing_error(&err).response);
+                break Ending::FramingError;
+            }
+            Ok(Err(err)) => break Ending::Failed(err),
+        }
+    };
+    match ending {
+        Ending::Failed(err) => {
+            core.metrics
+                .tcp_connections
+                .with_label_values(&["failed"])
+                .inc();
+            tracing::debug!(%peer, error = %err, "connection failed");
+        }
+        Ending::Idle => tracing::debug!(%peer, "closing idle connection"),
+        Ending::FramingError => tracing::debug!(%peer, "closing connection after a framing error"),
+        Ending::PeerClosed | Ending::Shutdown => {}
+    }
+    connection.close_gracefully().await;
+    core.metrics.tcp_active_connections.dec();
+    core.metrics
+        .tcp_connection_duration
+        .observe((core.clock.now() - opened).as_secs_f64());
+}
+
+/// Why a connection ended.
+enum Ending {
+    PeerClosed,
+    Idle,
+    Shutdown,
+    FramingError,
+    Failed(ReadError),
+}

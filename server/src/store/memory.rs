@@ -1,0 +1,137 @@
+//! An in-memory store for tests and simulations: the same contract, no disk.
+//!
+//! Clones share state, so a simulated crash can drop a server and start a new one on the
+//! "durable" state its predecessor acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenRecord};
+use crate::auth::TokenHash;
+
+/// A store that keeps everything in memory; every operation completes immediately.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    /// Shared between clones, like a database file shared between process lifetimes.
+    state: Arc<Mutex<MemoryState>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    hosts: BTreeMap<String, HostRecord>,
+    tokens: Vec<TokenRecord>,
+    /// When set, every operation fails, to exercise error paths.
+    failing: bool,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later operation fail (`true`) or succeed again (`false`).
+    pub fn set_failing(&self, failing: bool) {
+        self.state().failing = failing;
+    }
+
+    /// A copy of the stored hosts, for assertions.
+    pub fn hosts(&self) -> Vec<HostRecord> {
+        self.state().hosts.values().cloned().collect()
+    }
+
+    fn state(&self) -> MutexGuard<'_, MemoryState> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn run<T>(&self, operation: impl FnOnce(&mut MemoryState) -> T) -> Pending<T> {
+        let mut state = self.state();
+        if state.failing {
+            return Pending::ready(Err(StoreError::Database(
+                "injected failure (MemoryStore::set_failing)".into(),
+            )));
+        }
+        Pending::ready(Ok(operation(&mut state)))
+    }
+}
+
+impl Store for MemoryStore {
+    fn write_host(&self, write: HostWrite) -> Pending<()> {
+        self.run(|state| match write {
+            HostWrite::Upsert(record) => {
+                let merged = match state.hosts.get(&record.hostname) {
+                    Some(old) => HostRecord {
+                        first_seen: old.first_seen,
+                        last_seen: old.last_seen.max(record.last_seen),
+                        ..record
+                    },
+                    None => record,
+                };
+                state.hosts.insert(merged.hostname.clone(), merged);
+            }
+            HostWrite::Freshness(refreshes) => {
+                for (hostname, last_seen) in refreshes {
+                    if let Some(host) = state.hosts.get_mut(&hostname) {
+                        host.last_seen = host.last_seen.max(last_seen);
+                    }
+                }
+            }
+            HostWrite::Delete(hostname) => {
+                state.hosts.remove(&hostname);
+            }
+        })
+    }
+
+    fn load_hosts(&self) -> Pending<Vec<HostRecord>> {
+        self.run(|state| state.hosts.values().cloned().collect())
+    }
+
+    fn list_tokens(&self) -> Pending<Vec<TokenRecord>> {
+        self.run(|state| state.tokens.clone())
+    }
+
+    fn create_token(
+        &self,
+        owner: String,
+        admin: bool,
+        hash: TokenHash,
+        created_at: SystemTime,
+    ) -> Pending<TokenRecord> {
+        self.run(|state| {
+            let record = TokenRecord {
+                id: state.tokens.last().map_or(1, |last| last.id + 1),
+                owner,
+                admin,
+                hash,
+                created_at,
+                revoked_at: None,
+            };
+            state.tokens.push(record.clone());
+            record
+        })
+    }
+
+    fn revoke_token(&self, id: i64, revoked_at: SystemTime) -> Pending<bool> {
+        self.run(|state| {
+            match state
+                .tokens
+                .iter_mut()
+                .find(|token| token.id == id && token.revoked_at.is_none())
+            {
+                Some(token) => {
+                    token.revoked_at = Some(revoked_at);
+                    true
+                }
+                None => false,
+            }
+        })
+    }
+
+    fn ping(&self) -> Pending<()> {
+        self.run(|_| ())
+    }
+}

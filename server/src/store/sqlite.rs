@@ -1,0 +1,583 @@
+//! The embedded SQLite store: one worker thread owns the connection and group-commits writes.
+//!
+//! Writes that queue up while a transaction commits are applied together in the next one, so
+//! a burst of registrations costs one fsync per batch, not one per host, and each caller still
+//! hears back only once its write is on disk.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Instant, SystemTime};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenRecord};
+use crate::auth::TokenHash;
+use crate::clock::{from_unix_millis, unix_millis};
+use crate::metrics::Metrics;
+
+/// Most operations applied in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE hosts (
+        hostname      TEXT PRIMARY KEY,
+        owner         TEXT NOT NULL,
+        address       TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX hosts_by_owner ON hosts(owner);
+    CREATE TABLE tokens (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner         TEXT NOT NULL,
+        admin         INTEGER NOT NULL DEFAULT 0,
+        hash          BLOB NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL,
+        revoked_at_ms INTEGER
+    );"];
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Job {
+    Write(HostWrite, Reply<()>),
+    LoadHosts(Reply<Vec<HostRecord>>),
+    ListTokens(Reply<Vec<TokenRecord>>),
+    CreateToken {
+        owner: String,
+        admin: bool,
+        hash: TokenHash,
+        created_at: SystemTime,
+        reply: Reply<TokenRecord>,
+    },
+    RevokeToken {
+        id: i64,
+        revoked_at: SystemTime,
+        reply: Reply<bool>,
+    },
+    Ping(Reply<()>),
+}
+
+/// SQLite-backed [`Store`]. Dropping every handle stops the worker after it drains its queue.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Queue to the worker thread that owns the connection.
+    jobs: mpsc::Sender<Job>,
+    /// The database file, for messages.
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, migrates it and starts the worker.
+    pub fn open(path: &Path, metrics: Option<Metrics>) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|err| {
+                StoreError::Database(format!("cannot create {}: {err}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a committed transaction survives power loss, not only a process crash.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        if let Some(metrics) = &metrics {
+            metrics.database_pool_size.set(1);
+        }
+        let (jobs, queue) = mpsc::channel();
+        thread::Builder::new()
+            .name("prism-store".into())
+            .spawn(move || Worker { conn, metrics }.run(&queue))
+            .map_err(|err| StoreError::Database(format!("cannot start store thread: {err}")))?;
+        Ok(Self {
+            jobs,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Pending<T> {
+        let (reply, done) = oneshot::channel();
+        match self.jobs.send(job(reply)) {
+            Ok(()) => Pending::waiting(done),
+            Err(_) => Pending::ready(Err(StoreError::Unavailable)),
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn write_host(&self, write: HostWrite) -> Pending<()> {
+        self.submit(|reply| Job::Write(write, reply))
+    }
+
+    fn load_hosts(&self) -> Pending<Vec<HostRecord>> {
+        self.submit(Job::LoadHosts)
+    }
+
+    fn list_tokens(&self) -> Pending<Vec<TokenRecord>> {
+        self.submit(Job::ListTokens)
+    }
+
+    fn create_token(
+        &self,
+        owner: String,
+        admin: bool,
+        hash: TokenHash,
+        created_at: SystemTime,
+    ) -> Pending<TokenRecord> {
+        self.submit(|reply| Job::CreateToken {
+            owner,
+            admin,
+            hash,
+            created_at,
+            reply,
+        })
+    }
+
+    fn revoke_token(&self, id: i64, revoked_at: SystemTime) -> Pending<bool> {
+        self.submit(|reply| Job::RevokeToken {
+            id,
+            revoked_at,
+            reply,
+        })
+    }
+
+    fn ping(&self) -> Pending<()> {
+        self.submit(Job::Ping)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let applied = usize::try_from(applied)
+        .map_err(|_| StoreError::Corrupt(format!("schema version {applied}")))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Database(format!(
+            "database schema version {applied} is newer than this server ({}); upgrade prism-server",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(index + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The thread that owns the connection.
+struct Worker {
+    conn: Connection,
+    metrics: Option<Metrics>,
+}
+
+impl Worker {
+    fn run(mut self, queue: &mpsc::Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let batch: Vec<Job> = std::iter::once(first)
+                .chain(queue.try_iter().take(MAX_BATCH - 1))
+                .collect();
+            self.set_busy(true);
+            let mut writes = Vec::new();
+            for job in batch {
+                match job {
+                    Job::Write(write, reply) => writes.push((write, reply)),
+                    other => {
+                        self.commit_writes(std::mem::take(&mut writes));
+                        self.answer(other);
+                    }
+                }
+            }
+            self.commit_writes(writes);
+            self.set_busy(false);
+        }
+    }
+
+    fn set_busy(&self, busy: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.database_pool_used.set(i64::from(busy));
+        }
+    }
+
+    fn record<T>(&self, operation: &str, started: Instant, result: &Result<T, StoreError>) {
+        if let Some(metrics) = &self.metrics {
+            let status = if result.is_ok() { "success" } else { "error" };
+            metrics
+                .database_queries
+                .with_label_values(&[operation, status])
+                .inc();
+            metrics
+                .database_query_duration
+                .with_label_values(&[operation])
+                .observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Applies every write in one transaction; each write in its own savepoint, so one bad
+    /// write fails alone. Replies go out only after the commit.
+    fn commit_writes(&mut self, writes: Vec<(HostWrite, Reply<()>)>) {
+        if writes.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let outcome = self.apply_in_transaction(&writes);
+        self.record("commit", started, &outcome);
+        match outcome {
+            Ok(results) => {
+                for ((_, reply), result) in writes.into_iter().zip(results) {
+                    // The caller may have gone away (connection closed); the write stands.
+                    let _ = reply.send(result);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "store transaction failed");
+                for (_, reply) in writes {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    fn apply_in_transaction(
+        &mut self,
+        writes: &[(HostWrite, Reply<()>)],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let metrics = self.metrics.clone();
+        let mut tx = self.conn.transaction()?;
+        let mut results = Vec::with_capacity(writes.len());
+        for (write, _) in writes {
+            let started = Instant::now();
+            let result = apply_write(&mut tx, write);
+            if let Some(metrics) = &metrics {
+                let status = if result.is_ok() { "success" } else { "error" };
+                metrics
+                    .database_queries
+                    .with_label_values(&[write.operation(), status])
+                    .inc();
+                metrics
+                    .database_query_duration
+                    .with_label_values(&[write.operation()])
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            results.push(result);
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    fn answer(&mut self, job: Job) {
+        let started = Instant::now();
+        match job {
+            Job::Write(write, reply) => self.commit_writes(vec![(write, reply)]),
+            Job::LoadHosts(reply) => {
+                let result = load_hosts(&self.conn);
+                self.record("load_hosts", started, &result);
+                let _ = reply.send(result);
+            }
+            Job::ListTokens(reply) => {
+                let result = list_tokens(&self.conn);
+                self.record("list_tokens", started, &result);
+                let _ = reply.send(result);
+            }
+            Job::CreateToken {
+                owner,
+                admin,
+                hash,
+                created_at,
+                reply,
+            } => {
+                let result = create_token(&self.conn, owner, admin, hash, created_at);
+                self.record("create_token", started, &result);
+                let _ = reply.send(result);
+            }
+            Job::RevokeToken {
+                id,
+                revoked_at,
+                reply,
+            } => {
+                let result = self
+                    .conn
+                    .execute(
+                        "UPDATE tokens SET revoked_at_ms = ?2 WHERE id = ?1 AND revoked_at_ms IS NULL",
+                        params![id, unix_millis(revoked_at)],
+                    )
+                    .map(|changed| changed > 0)
+                    .map_err(StoreError::from);
+                self.record("revoke_token", started, &result);
+                let _ = reply.send(result);
+            }
+            Job::Ping(reply) => {
+                // A write, not just a read: a read-only or vanished database must fail here.
+                let result = self
+                    .conn
+                    .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+                    .map_err(StoreError::from);
+                self.record("ping", started, &result);
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+fn apply_write(tx: &mut Transaction<'_>, write: &HostWrite) -> Result<(), StoreError> {
+    let savepoint = tx.savepoint()?;
+    match write {
+        HostWrite::Upsert(host) => {
+            savepoint.execute(
+                "INSERT INTO hosts (hostname, owner, address, first_seen_ms, last_seen_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(hostname) DO UPDATE SET
+                     owner = excluded.owner,
+                     address = excluded.address,
+                     last_seen_ms = max(hosts.last_seen_ms, excluded.last_seen_ms)",
+                params![
+                    host.hostname,
+                    host.owner,
+                    host.address.to_string(),
+                    unix_millis(host.first_seen),
+                    unix_millis(host.last_seen)
+                ],
+            )?;
+        }
+        HostWrite::Freshness(refreshes) => {
+            let mut update = savepoint.prepare_cached(
+                "UPDATE hosts SET last_seen_ms = ?2 WHERE hostname = ?1 AND last_seen_ms < ?2",
+            )?;
+            for (hostname, last_seen) in refreshes {
+                update.execute(params![hostname, unix_millis(*last_seen)])?;
+            }
+        }
+        HostWrite::Delete(hostname) => {
+            savepoint.execute("DELETE FROM hosts WHERE hostname = ?1", params![hostname])?;
+        }
+    }
+    savepoint.commit()?;
+    Ok(())
+}
+
+fn load_hosts(conn: &Connection) -> Result<Vec<HostRecord>, StoreError> {
+    let mut select =
+        conn.prepare("SELECT hostname, owner, address, first_seen_ms, last_seen_ms FROM hosts")?;
+    let rows = select.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, i64>(4)?,
+        ))
+    })?;
+    let mut hosts = Vec::new();
+    for row in rows {
+        let (hostname, owner, address, first_seen, last_seen) = row?;
+        let address: IpAddr = address
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("host {hostname} has address {address:?}")))?;
+        hosts.push(HostRecord {
+            hostname,
+            owner,
+            address,
+            first_seen: from_unix_millis(first_seen),
+            last_seen: from_unix_millis(last_seen),
+        });
+    }
+    Ok(hosts)
+}
+
+fn token_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, String, bool, Vec<u8>, i64, Option<i64>)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn into_token_record(
+    (id, owner, admin, hash, created_at, revoked_at): (
+        i64,
+        String,
+        bool,
+        Vec<u8>,
+        i64,
+        Option<i64>,
+    ),
+) -> Result<TokenRecord, StoreError> {
+    let hash = TokenHash::from_slice(&hash)
+        .ok_or_else(|| StoreError::Corrupt(format!("token {id} has a malformed hash")))?;
+    Ok(TokenRecord {
+        id,
+        owner,
+        admin,
+        hash,
+        created_at: from_unix_millis(created_at),
+        revoked_at: revoked_at.map(from_unix_millis),
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, owner, admin, hash, created_at_ms, revoked_at_ms";
+
+fn list_tokens(conn: &Connection) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut select = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id"))?;
+    let rows = select.query_map([], token_from_row)?;
+    rows.map(|row| into_token_record(row?)).collect()
+}
+
+fn create_token(
+    conn: &Connection,
+    owner: String,
+    admin: bool,
+    hash: TokenHash,
+    created_at: SystemTime,
+) -> Result<TokenRecord, StoreError> {
+    conn.execute(
+        "INSERT INTO tokens (owner, admin, hash, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            owner,
+            admin,
+            hash.as_bytes().as_slice(),
+            unix_millis(created_at)
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    let row = conn
+        .query_row(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
+            params![id],
+            token_from_row,
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::Database(format!("token {id} vanished after insert")))?;
+    into_token_record(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::hash_token;
+
+    fn host(name: &str, last_seen_ms: i64) -> HostRecord {
+        HostRecord {
+            hostname: name.into(),
+            owner: "alice".into(),
+            address: IpAddr::from([192, 0, 2, 1]),
+            first_seen: from_unix_millis(1_000),
+            last_seen: from_unix_millis(last_seen_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn hosts_and_tokens_survive_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested/prism.db");
+        {
+            let store = SqliteStore::open(&path, None).expect("open");
+            store
+                .write_host(HostWrite::Upsert(host("web-01", 5_000)))
+                .wait()
+                .await
+                .expect("upsert");
+            store
+                .create_token(
+                    "alice".into(),
+                    true,
+                    hash_token("secret"),
+                    from_unix_millis(7),
+                )
+                .wait()
+                .await
+                .expect("token");
+        }
+        let store = SqliteStore::open(&path, None).expect("reopen");
+        assert_eq!(
+            store.load_hosts().wait().await.expect("load"),
+            vec![host("web-01", 5_000)]
+        );
+        let tokens = store.list_tokens().wait().await.expect("tokens");
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].hash, hash_token("secret"));
+        assert!(tokens[0].admin);
+    }
+
+    #[tokio::test]
+    async fn freshness_never_moves_last_seen_backwards_and_upsert_keeps_first_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("p.db"), None).expect("open");
+        store
+            .write_host(HostWrite::Upsert(host("a", 5_000)))
+            .wait()
+            .await
+            .expect("upsert");
+        store
+            .write_host(HostWrite::Freshness(vec![(
+                "a".into(),
+                from_unix_millis(4_000),
+            )]))
+            .wait()
+            .await
+            .expect("refresh");
+        let mut moved = host("a", 9_000);
+        moved.first_seen = from_unix_millis(8_000);
+        moved.address = IpAddr::from([198, 51, 100, 7]);
+        store
+            .write_host(HostWrite::Upsert(moved))
+            .wait()
+            .await
+            .expect("move");
+        let loaded = store.load_hosts().wait().await.expect("load");
+        assert_eq!(loaded[0].last_seen, from_unix_millis(9_000));
+        assert_eq!(loaded[0].first_seen, from_unix_millis(1_000));
+        assert_eq!(loaded[0].address, IpAddr::from([198, 51, 100, 7]));
+    }
+
+    #[tokio::test]
+    async fn revoking_twice_reports_the_second_as_unknown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(&dir.path().join("p.db"), None).expect("open");
+        let token = store
+            .create_token("bob".into(), false, hash_token("t"), from_unix_millis(1))
+            .wait()
+            .await
+            .expect("create");
+        assert!(
+            store
+                .revoke_token(token.id, from_unix_millis(2))
+                .wait()
+                .await
+                .expect("revoke")
+        );
+        assert!(
+            !store
+                .revoke_token(token.id, from_unix_millis(3))
+                .wait()
+                .await
+                .expect("again")
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_a_database_from_a_newer_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.db");
+        Connection::open(&path)
+            .and_then(|conn| conn.pragma_update(None, "user_version", 99))
+            .expect("prepare");
+        let err = SqliteStore::open(&path, None).expect_err("must refuse");
+        assert!(err.to_string().contains("newer than this server"), "{err}");
+    }
+}
