@@ -27,6 +27,10 @@ pub struct Config {
     pub auth: AuthSection,
     /// Log output.
     pub logging: LoggingSection,
+    /// Maintenance mode (reloadable with SIGHUP).
+    pub maintenance: MaintenanceSection,
+    /// Authoritative DNS for the managed zone.
+    pub dns: DnsSection,
 }
 
 /// `server.*`: listening addresses and connection limits.
@@ -105,9 +109,9 @@ pub struct HeartbeatSection {
     pub timeout_multiplier: u64,
     /// Extra seconds of tolerance on top of `interval × timeout_multiplier`.
     pub grace_period: u64,
-    /// Milliseconds between offline-detection sweeps; a host goes offline at most this long
-    /// after its deadline.
-    pub check_interval_ms: u64,
+    /// Seconds (fractions allowed, e.g. 0.5) between offline-detection sweeps; a host goes
+    /// offline at most this long after its deadline.
+    pub check_interval: f64,
     /// Days an offline host is kept before it is deleted.
     pub cleanup_after_days: u64,
 }
@@ -118,7 +122,7 @@ impl Default for HeartbeatSection {
             interval: 60,
             timeout_multiplier: 2,
             grace_period: 30,
-            check_interval_ms: 1000,
+            check_interval: 1.0,
             cleanup_after_days: 30,
         }
     }
@@ -141,7 +145,10 @@ impl HeartbeatSection {
 
     /// Period of the offline-detection sweep.
     pub fn check_interval(&self) -> Duration {
-        Duration::from_millis(self.check_interval_ms.max(1))
+        // Validation keeps the value finite and positive; the floor guards hand-built configs.
+        Duration::try_from_secs_f64(self.check_interval)
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(1))
     }
 }
 
@@ -211,6 +218,17 @@ impl Default for AuthSection {
     }
 }
 
+/// `maintenance.*`: announces planned maintenance to operators and alerting.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MaintenanceSection {
+    /// While true, `prism_maintenance_mode` is 1 (the info alert fires) and `/api/health`
+    /// reports it; registrations are still served.
+    pub enabled: bool,
+    /// Free text shown by `/api/health` while maintenance is on, e.g. a ticket reference.
+    pub message: String,
+}
+
 /// `logging.*`: log output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -224,6 +242,72 @@ impl Default for LoggingSection {
         Self {
             level: "info".to_owned(),
         }
+    }
+}
+
+/// `dns.*`: the authoritative DNS server for the managed zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsSection {
+    /// Serve DNS at all.
+    pub enabled: bool,
+    /// UDP and TCP port (53 in production).
+    pub port: u16,
+    /// The zone Prism is authoritative for; host `web-01` answers as `web-01.<zone>`.
+    pub zone: String,
+    /// TTL in seconds of every record served (A, AAAA, SOA, NS).
+    pub ttl: u32,
+    /// Keep answering for offline hosts with their last address instead of NXDOMAIN.
+    pub serve_offline: bool,
+    /// NS names at the apex; the first is the SOA primary. Empty means `ns1.<zone>`.
+    pub nameservers: Vec<String>,
+    /// SOA RNAME (the responsible mailbox, `@` written as `.`). Empty means `hostmaster.<zone>`.
+    pub hostmaster: String,
+    /// SOA refresh in seconds.
+    pub refresh: u32,
+    /// SOA retry in seconds.
+    pub retry: u32,
+    /// SOA expire in seconds.
+    pub expire: u32,
+    /// SOA minimum: with `ttl`, the negative-caching TTL (RFC 2308 uses the smaller one).
+    pub minimum: u32,
+    /// Largest UDP response in bytes when the client advertises more with EDNS(0).
+    pub max_udp_payload: u16,
+    /// Receive buffer requested for each DNS UDP socket, in bytes, so bursts of queries are
+    /// queued rather than dropped (the kernel caps it at `net.core.rmem_max`).
+    pub udp_receive_buffer_bytes: usize,
+    /// Concurrent DNS-over-TCP connections; further connections are closed at once.
+    pub max_tcp_connections: usize,
+    /// Seconds a DNS-over-TCP connection may stay silent before it is closed.
+    pub tcp_idle_timeout_secs: u64,
+}
+
+impl Default for DnsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: 5353,
+            zone: "managed.prism.local.".to_owned(),
+            ttl: 60,
+            serve_offline: false,
+            nameservers: Vec::new(),
+            hostmaster: String::new(),
+            refresh: 3600,
+            retry: 600,
+            expire: 604_800,
+            minimum: 60,
+            max_udp_payload: 1232,
+            udp_receive_buffer_bytes: 4 << 20,
+            max_tcp_connections: 256,
+            tcp_idle_timeout_secs: 10,
+        }
+    }
+}
+
+impl DnsSection {
+    /// The TCP idle timeout as a duration.
+    pub fn tcp_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.tcp_idle_timeout_secs)
     }
 }
 

@@ -79,7 +79,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Whether another complete frame (or a framing error) is already buffered.
     pub fn has_buffered_frame(&self) -> bool {
-        self.decoder.missing(&self.read_buf) == 0 && !self.read_buf.is_empty()
+        self.decoder.missing(&self.read_buf) == 0
     }
 
     /// Queues a response frame.

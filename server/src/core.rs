@@ -81,6 +81,7 @@ impl Core {
         for deletion in registry.restore(records) {
             deletion.wait().await?;
         }
+        crate::reload::record_loaded(&metrics, &config, clock.wall());
         let counts = registry.counts();
         tracing::info!(
             loaded,
@@ -166,7 +167,7 @@ impl Core {
             self.count_registration("rejected");
             return refuse(format!(
                 "rate limit exceeded for {peer}: at most {} registrations per minute; retry in {:.1} s",
-                self.config.rate_limit.registrations_per_minute,
+                self.rate_limiter.per_minute(),
                 wait.as_secs_f64()
             ));
         }
@@ -221,6 +222,12 @@ impl Core {
         }
     }
 
+    /// Applies the run-time-changeable settings of a reloaded configuration (see
+    /// [`crate::reload::RELOADABLE_KEYS`]). `self.config` keeps the values the core started with.
+    pub fn apply_reloadable(&self, config: &Config) {
+        self.rate_limiter.reconfigure(&config.rate_limit);
+    }
+
     fn count_registration(&self, status: &str) {
         self.metrics
             .host_registrations
@@ -270,10 +277,10 @@ impl Core {
 
     /// Writes the pending heartbeat freshness to the store now.
     pub async fn flush_freshness(&self) {
-        if let Some(pending) = self.registry.flush_freshness() {
-            if let Err(err) = pending.wait().await {
-                tracing::error!(error = %err, "write-behind flush of heartbeat freshness failed");
-            }
+        if let Some(pending) = self.registry.flush_freshness()
+            && let Err(err) = pending.wait().await
+        {
+            tracing::error!(error = %err, "write-behind flush of heartbeat freshness failed");
         }
     }
 

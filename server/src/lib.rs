@@ -4,16 +4,21 @@
 //! online/offline and stores them durably. The core ([`core::Core`]) is sans-IO; the TCP shell
 //! ([`server::serve`]) takes already-bound listeners, so tests and simulators supply their own.
 
+pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod config_loader;
 pub mod connection;
 pub mod core;
+pub mod dns;
+pub mod http_sniff;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod ratelimit;
 pub mod registry;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod tokens;

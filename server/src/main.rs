@@ -7,20 +7,34 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use prism_server::config::AuthMode;
+use prism_server::config_loader::{ConfigSources, key_table};
+use prism_server::reload::{LogFilterSetter, Reloader};
 use prism_server::store::{SqliteStore, Store};
 use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve, tokens};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 /// Prism managed dynamic-DNS server.
 ///
-/// Without a subcommand, `serve` runs with its defaults: registrations on 0.0.0.0:8080 and
-/// the SQLite database ./data/prism.db (created on first start).
+/// Without a subcommand, `serve` runs with its defaults: registrations on 0.0.0.0:8080, the
+/// REST API on 0.0.0.0:8081 and the SQLite database ./data/prism.db (created on first start).
+/// Settings come from flags, then PRISM_<SECTION>_<KEY> environment variables, then the
+/// configuration file, then defaults (see docs/CONFIGURATION.md).
 #[derive(Parser)]
 #[command(version, about, long_about)]
 struct Cli {
-    /// SQLite database file.
-    #[arg(long, global = true, env = "PRISM_DATABASE_PATH", value_name = "PATH")]
+    /// Configuration file (YAML). Default: prism.yaml in the working directory, if present.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "PRISM_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+    /// SQLite database file (database.path).
+    #[arg(long, global = true, value_name = "PATH")]
     database_path: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -32,27 +46,46 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Validate the configuration without starting; exit 0 when valid, 1 otherwise.
+    CheckConfig {
+        /// The same flags as `serve`, so the exact command line can be checked.
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Print the effective configuration (all keys, after merging) as YAML.
+        #[arg(long)]
+        print: bool,
+        /// Print every key with its environment variable and default.
+        #[arg(long)]
+        keys: bool,
+    },
     /// Create, list and revoke registration tokens.
     #[command(subcommand)]
     Token(TokenCommand),
 }
 
+/// Flags for the most common keys; they override the environment and the file.
 #[derive(Args, Clone, Default)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "PRISM_SERVER_HOST")]
+    /// Address to listen on (server.host).
+    #[arg(long)]
     host: Option<IpAddr>,
-    /// Registration protocol port (0 picks a free port, printed at start).
-    #[arg(long, env = "PRISM_SERVER_TCP_PORT")]
+    /// Registration protocol port (server.tcp_port; 0 picks a free port, printed at start).
+    #[arg(long)]
     tcp_port: Option<u16>,
-    /// Authentication mode: token (default) or open (development only).
-    #[arg(long, env = "PRISM_AUTH_MODE", value_parser = parse_auth_mode)]
-    auth_mode: Option<AuthMode>,
-    /// Registrations per minute per source IP (0 disables the limit).
-    #[arg(long, env = "PRISM_RATE_LIMIT_REGISTRATIONS_PER_MINUTE")]
+    /// REST API port (server.api_port; 0 picks a free port, printed at start).
+    #[arg(long)]
+    api_port: Option<u16>,
+    /// Concurrent registration connections (server.max_connections).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Authentication mode (auth.mode): token (default) or open (development only).
+    #[arg(long)]
+    auth_mode: Option<String>,
+    /// Registrations per minute per source IP (rate_limit.registrations_per_minute; 0: off).
+    #[arg(long)]
     rate_limit: Option<u32>,
-    /// Log filter, e.g. info or prism_server=debug.
-    #[arg(long, env = "PRISM_LOGGING_LEVEL")]
+    /// Log filter (logging.level), e.g. info or prism_server=debug.
+    #[arg(long)]
     log_level: Option<String>,
 }
 
@@ -76,41 +109,46 @@ enum TokenCommand {
     },
 }
 
-fn parse_auth_mode(text: &str) -> Result<AuthMode, String> {
-    match text {
-        "token" => Ok(AuthMode::Token),
-        "open" => Ok(AuthMode::Open),
-        other => Err(format!(
-            "unknown auth mode {other:?}; accepted: token, open"
-        )),
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let mut config = Config::default();
+    let mut sources = ConfigSources::from_process(cli.config.clone());
     if let Some(path) = &cli.database_path {
-        config.database.path.clone_from(path);
+        sources.flag(
+            "database.path",
+            "--database-path",
+            path.display().to_string(),
+        );
     }
     let serve_args = match &cli.command {
         Some(Command::Serve(args)) => Some(args.clone()),
         None => Some(cli.serve.clone()),
+        Some(Command::CheckConfig { serve, .. }) => Some(serve.clone()),
         Some(Command::Token(_)) => None,
     };
     if let Some(args) = &serve_args {
-        apply_serve_args(&mut config, args);
+        add_serve_flags(&mut sources, args);
     }
-    let filter = EnvFilter::try_new(&config.logging.level).unwrap_or_else(|err| {
-        eprintln!(
-            "invalid log level {:?} ({err}); using info",
-            config.logging.level
-        );
-        EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let config = match sources.load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: invalid configuration: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(Command::CheckConfig { print, keys, .. }) = &cli.command {
+        return check_config(&sources, &config, *print, *keys);
+    }
+    let filter =
+        EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    let set_log_filter: LogFilterSetter = Box::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|err| err.to_string())?;
+        filter_handle.reload(filter).map_err(|err| err.to_string())
+    });
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -121,7 +159,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Token(command)) => run_token_command(&config, command).await,
-            _ => run_server(config).await,
+            _ => run_server(config, sources, set_log_filter).await,
         }
     });
     match result {
@@ -133,25 +171,59 @@ fn main() -> ExitCode {
     }
 }
 
-fn apply_serve_args(config: &mut Config, args: &ServeArgs) {
+fn add_serve_flags(sources: &mut ConfigSources, args: &ServeArgs) {
     if let Some(host) = args.host {
-        config.server.host = host;
+        sources.flag("server.host", "--host", host.to_string());
     }
     if let Some(port) = args.tcp_port {
-        config.server.tcp_port = port;
+        sources.flag("server.tcp_port", "--tcp-port", port);
     }
-    if let Some(mode) = args.auth_mode {
-        config.auth.mode = mode;
+    if let Some(port) = args.api_port {
+        sources.flag("server.api_port", "--api-port", port);
+    }
+    if let Some(max) = args.max_connections {
+        sources.flag("server.max_connections", "--max-connections", max);
+    }
+    if let Some(mode) = &args.auth_mode {
+        sources.flag("auth.mode", "--auth-mode", mode.as_str());
     }
     if let Some(limit) = args.rate_limit {
-        config.rate_limit.registrations_per_minute = limit;
+        sources.flag("rate_limit.registrations_per_minute", "--rate-limit", limit);
     }
     if let Some(level) = &args.log_level {
-        config.logging.level.clone_from(level);
+        sources.flag("logging.level", "--log-level", level.as_str());
     }
 }
 
-async fn run_server(config: Config) -> anyhow::Result<()> {
+/// `check-config`: the configuration already loaded and validated; report it.
+fn check_config(sources: &ConfigSources, config: &Config, print: bool, keys: bool) -> ExitCode {
+    let origin = sources.file.as_ref().map_or_else(
+        || "defaults and environment (no file)".to_owned(),
+        |f| f.display().to_string(),
+    );
+    eprintln!("configuration OK: {origin}");
+    if print {
+        match serde_norway::to_string(config) {
+            Ok(yaml) => print!("{yaml}"),
+            Err(err) => {
+                eprintln!("error: cannot render the configuration: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if keys {
+        for (key, env, default) in key_table() {
+            println!("{key}\t{env}\t{default}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn run_server(
+    config: Config,
+    sources: ConfigSources,
+    set_log_filter: LogFilterSetter,
+) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let store = SqliteStore::open(&config.database.path, Some(metrics.clone()))
         .with_context(|| format!("cannot open database {}", config.database.path.display()))?;
@@ -160,18 +232,66 @@ async fn run_server(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for registrations on {registration_addr}"))?;
     let bound = listener.local_addr()?;
+    let api_addr = SocketAddr::new(config.server.host, config.server.api_port);
+    let api_listener = tokio::net::TcpListener::bind(api_addr)
+        .await
+        .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
+    let api_bound = api_listener.local_addr()?;
+    let dns = if config.dns.enabled {
+        // Refuse to start with an invalid zone rather than run without DNS.
+        prism_server::dns::Zone::from_config(&config.dns, 0)?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let dns = prism_server::dns::bind(
+            config.server.host,
+            config.dns.port,
+            cores,
+            config.dns.udp_receive_buffer_bytes,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for DNS on {}",
+                SocketAddr::new(config.server.host, config.dns.port)
+            )
+        })?;
+        Some(dns)
+    } else {
+        None
+    };
     let core = Core::start(config, Arc::new(store), Arc::new(SystemClock), metrics).await?;
-    // A stable line on stdout, for operators and for tests that start the binary on port 0.
-    println!("prism-server listening for registrations on {bound}");
-    tracing::info!(%bound, database = %core.config.database.path.display(), "prism-server started");
-    serve(
-        core,
-        Listeners {
-            registration: listener,
-        },
-        shutdown_signal(),
-    )
-    .await;
+    let stop_reload = CancellationToken::new();
+    let reloader = Reloader::new(Arc::clone(&core), sources, set_log_filter);
+    let reload_task = tokio::spawn(
+        reloader
+            .watch_sighup(stop_reload.clone())
+            .context("cannot install the SIGHUP handler")?,
+    );
+    // Stable lines on stdout, for operators and for tests that start the binary on port 0.
+    announce(format_args!(
+        "prism-server listening for registrations on {bound}"
+    ));
+    announce(format_args!(
+        "prism-server serving the REST API on {api_bound}"
+    ));
+    tracing::info!(%bound, %api_bound, database = %core.config.database.path.display(), "prism-server started");
+    let mut listeners = Listeners::new(listener);
+    listeners.api = Some(api_listener);
+    let grace = core.config.server.shutdown_grace();
+    let dns = match dns {
+        Some(dns) => {
+            let address = dns.local_addr;
+            let service = prism_server::dns::serve::DedicatedDns::start(&core, dns)?;
+            announce(format_args!("prism-server answering DNS on {address}"));
+            Some(service)
+        }
+        None => None,
+    };
+    serve(core, listeners, shutdown_signal()).await;
+    if let Some(dns) = dns {
+        dns.shutdown(grace).await;
+    }
+    stop_reload.cancel();
+    let _ = reload_task.await;
     Ok(())
 }
 
@@ -216,4 +336,12 @@ async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// Prints a start-up line on stdout (operators and tests read the bound addresses there).
+/// A closed stdout must not take the server down, so write errors are ignored.
+fn announce(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }

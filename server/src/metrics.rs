@@ -234,6 +234,21 @@ impl Metrics {
     }
 
     /// Adds a caller's own metric to the server's registry, so `/metrics` exports it too.
+    ///
+    /// ```
+    /// use prism_server::Metrics;
+    /// use prometheus::{IntCounterVec, Opts};
+    ///
+    /// let metrics = Metrics::new()?;
+    /// let lookups = IntCounterVec::new(
+    ///     Opts::new("prism_cache_lookups_total", "Cache lookups by result."),
+    ///     &["result"],
+    /// )?;
+    /// metrics.register(&lookups)?;
+    /// lookups.with_label_values(&["hit"]).inc();
+    /// assert!(metrics.encode()?.contains("prism_cache_lookups_total{result=\"hit\"} 1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn register<C: Collector + Clone + 'static>(
         &self,
         collector: &C,

@@ -33,3 +33,36 @@ impl Listener for tokio::net::TcpListener {
         tokio::net::TcpListener::local_addr(self)
     }
 }
+
+/// A bound datagram socket, for DNS over UDP.
+pub trait Datagram: Send + Sync + 'static {
+    /// Waits for the next datagram; returns its length and sender.
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
+
+    /// Sends one datagram to `target`.
+    fn send_to(
+        &self,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send;
+
+    /// The address the socket is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+impl Datagram for tokio::net::UdpSocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        tokio::net::UdpSocket::recv_from(self, buf).await
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
+        tokio::net::UdpSocket::send_to(self, buf, target).await
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        tokio::net::UdpSocket::local_addr(self)
+    }
+}

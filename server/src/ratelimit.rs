@@ -16,12 +16,32 @@ use crate::config::RateLimitSection;
 /// Registrations per source IP: a steady pace plus a burst allowance.
 #[derive(Debug)]
 pub struct RateLimiter {
+    /// The pace and the per-IP state behind one lock, so a reload (SIGHUP) can change the pace
+    /// without a second lock on the hot path.
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Debug)]
+struct LimiterState {
     /// Time one registration "costs"; `None` when the limit is off.
     emission_interval: Option<Duration>,
     /// How far ahead of now an IP's theoretical arrival time may run (the burst allowance).
     tolerance: Duration,
+    /// The configured registrations per minute, for messages.
+    per_minute: u32,
     /// Theoretical arrival time per IP; entries in the past are pruned.
-    arrivals: Mutex<HashMap<IpAddr, Instant>>,
+    arrivals: HashMap<IpAddr, Instant>,
+}
+
+impl LimiterState {
+    fn configure(&mut self, config: &RateLimitSection) {
+        self.emission_interval = (config.registrations_per_minute > 0)
+            .then(|| Duration::from_secs(60) / config.registrations_per_minute);
+        self.tolerance = self.emission_interval.map_or(Duration::ZERO, |interval| {
+            interval * config.burst.saturating_sub(1)
+        });
+        self.per_minute = config.registrations_per_minute;
+    }
 }
 
 /// A refused registration: how long until the next one will be allowed.
@@ -31,45 +51,60 @@ pub struct RetryAfter(pub Duration);
 impl RateLimiter {
     /// A limiter configured by `rate_limit.*`.
     pub fn new(config: &RateLimitSection) -> Self {
-        let emission_interval = (config.registrations_per_minute > 0)
-            .then(|| Duration::from_secs(60) / config.registrations_per_minute);
-        let tolerance = emission_interval.map_or(Duration::ZERO, |interval| {
-            interval * config.burst.saturating_sub(1)
-        });
+        let mut state = LimiterState {
+            emission_interval: None,
+            tolerance: Duration::ZERO,
+            per_minute: 0,
+            arrivals: HashMap::new(),
+        };
+        state.configure(config);
         Self {
-            emission_interval,
-            tolerance,
-            arrivals: Mutex::new(HashMap::new()),
+            state: Mutex::new(state),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies a new pace and burst (configuration reload). Each IP keeps its history.
+    pub fn reconfigure(&self, config: &RateLimitSection) {
+        self.lock().configure(config);
+    }
+
+    /// The registrations per minute now in force (0: no limit).
+    pub fn per_minute(&self) -> u32 {
+        self.lock().per_minute
     }
 
     /// Counts one registration from `ip` at `now`, or refuses it.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), RetryAfter> {
-        let Some(interval) = self.emission_interval else {
+        let mut state = self.lock();
+        let Some(interval) = state.emission_interval else {
             return Ok(());
         };
-        let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        let arrival = arrivals.get(&ip).copied().map_or(now, |tat| tat.max(now));
+        let tolerance = state.tolerance;
+        let arrival = state
+            .arrivals
+            .get(&ip)
+            .copied()
+            .map_or(now, |tat| tat.max(now));
         let ahead = arrival - now;
-        if ahead > self.tolerance {
-            return Err(RetryAfter(ahead - self.tolerance));
+        if ahead > tolerance {
+            return Err(RetryAfter(ahead - tolerance));
         }
-        arrivals.insert(ip, arrival + interval);
+        state.arrivals.insert(ip, arrival + interval);
         Ok(())
     }
 
     /// Forgets IPs that have been quiet long enough to have their whole burst back.
     pub fn prune(&self, now: Instant) {
-        let mut arrivals = self.arrivals.lock().unwrap_or_else(|p| p.into_inner());
-        arrivals.retain(|_, arrival| *arrival > now);
+        self.lock().arrivals.retain(|_, arrival| *arrival > now);
     }
 
     /// Source IPs currently tracked.
     pub fn tracked(&self) -> usize {
-        self.arrivals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len()
+        self.lock().arrivals.len()
     }
 }
 
@@ -97,6 +132,21 @@ mod tests {
             Err(RetryAfter(Duration::from_secs(1)))
         );
         assert_eq!(limiter.check(ip, now + Duration::from_secs(1)), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconfigure_changes_the_pace_at_once() {
+        let limiter = limiter(60, 1);
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let now = Instant::now();
+        assert_eq!(limiter.check(ip, now), Ok(()));
+        assert!(limiter.check(ip, now).is_err());
+        limiter.reconfigure(&RateLimitSection {
+            registrations_per_minute: 0,
+            burst: 1,
+        });
+        assert_eq!(limiter.per_minute(), 0);
+        assert_eq!(limiter.check(ip, now), Ok(()));
     }
 
     #[tokio::test(start_paused = true)]

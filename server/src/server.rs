@@ -13,7 +13,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::connection::{Connection, ReadError};
 use crate::core::Core;
-use crate::net::Listener;
+use crate::dns;
+use crate::http_sniff::{self, Sniffed};
+use crate::net::{Datagram, Listener};
 use crate::protocol::Status;
 
 /// Message sent to a connection over `server.max_connections` before it is closed.
@@ -22,23 +24,55 @@ pub const AT_CAPACITY: &str = "Server at capacity";
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The listeners the server serves on, already bound by the caller.
-pub struct Listeners<L> {
+pub struct Listeners<L, U = tokio::net::UdpSocket> {
     /// Registration protocol listener (port 8080 by default).
     pub registration: L,
+    /// DNS over UDP (`dns.port`): one answer loop per socket, so several sockets bound with
+    /// `SO_REUSEPORT` spread queries over cores. Empty: no DNS over UDP.
+    pub dns_udp: Vec<U>,
+    /// DNS over TCP (`dns.port`). `None`: no DNS over TCP.
+    pub dns_tcp: Option<L>,
+    /// REST API and `/metrics` (`server.api_port`, 8081 by default). `None`: no API.
+    pub api: Option<L>,
+}
+
+impl<L> Listeners<L> {
+    /// Only the registration listener: no DNS, no REST API (set the fields to add them).
+    pub fn new(registration: L) -> Self {
+        Self {
+            registration,
+            dns_udp: Vec::new(),
+            dns_tcp: None,
+            api: None,
+        }
+    }
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets open connections answer the
 /// frames they already received (up to `server.shutdown_grace_secs`), and flushes the
 /// write-behind batch before returning.
-pub async fn serve<L: Listener>(
+pub async fn serve<L: Listener, U: Datagram>(
     core: Arc<Core>,
-    listeners: Listeners<L>,
+    listeners: Listeners<L, U>,
     shutdown: impl Future<Output = ()>,
 ) {
     let stop_connections = CancellationToken::new();
     let stop_maintenance = CancellationToken::new();
     let connections = TaskTracker::new();
     let maintenance = tokio::spawn(Arc::clone(&core).run_maintenance(stop_maintenance.clone()));
+    if let Err(err) = dns::serve::spawn(
+        &core,
+        listeners.dns_udp,
+        listeners.dns_tcp,
+        &stop_connections,
+        &connections,
+    ) {
+        tracing::error!(error = %err, "DNS not served");
+    }
+    if let Some(api) = listeners.api {
+        let stop = stop_connections.clone().cancelled_owned();
+        connections.spawn(crate::api::serve(Arc::clone(&core), api, stop));
+    }
 
     tokio::select! {
         () = accept_loop(&core, listeners.registration, &connections, &stop_connections) => {}
@@ -116,7 +150,7 @@ async fn refuse_at_capacity<S: AsyncRead + AsyncWrite + Unpin>(core: Arc<Core>, 
     connection.close_gracefully().await;
 }
 
-async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
+async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     core: Arc<Core>,
     stream: S,
     peer: SocketAddr,
@@ -125,6 +159,43 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let opened = core.clock.now();
     core.metrics.tcp_active_connections.inc();
+    let idle_timeout = core.config.server.idle_timeout();
+    let sniffed = tokio::select! {
+        sniffed = tokio::time::timeout(idle_timeout, http_sniff::sniff(stream)) => {
+            sniffed.map_err(|_| Elapsed)
+        }
+        () = stop.cancelled() => Err(Elapsed),
+    };
+    match sniffed {
+        Ok(Ok(Sniffed::Frames(stream))) => serve_frames(&core, stream, peer, &stop).await,
+        Ok(Ok(Sniffed::Http(stream))) => {
+            http_sniff::serve_http(Arc::clone(&core), stream, idle_timeout).await;
+        }
+        Ok(Err(err)) => {
+            core.metrics
+                .tcp_connections
+                .with_label_values(&["failed"])
+                .inc();
+            tracing::debug!(%peer, error = %err, "connection failed");
+        }
+        Err(Elapsed) => tracing::debug!(%peer, "closing connection that sent nothing"),
+    }
+    core.metrics.tcp_active_connections.dec();
+    core.metrics
+        .tcp_connection_duration
+        .observe((core.clock.now() - opened).as_secs_f64());
+}
+
+/// The connection sent nothing within the idle timeout, or the server is shutting down.
+struct Elapsed;
+
+/// Answers registration frames until the peer closes, idles, breaks framing or shutdown.
+async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
+    core: &Arc<Core>,
+    stream: S,
+    peer: SocketAddr,
+    stop: &CancellationToken,
+) {
     let mut connection = Connection::new(stream, core.config.protocol.max_frame_bytes);
     let idle_timeout = core.config.server.idle_timeout();
     let ending = loop {
@@ -151,10 +222,10 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 if reply.close {
                     break Ending::FramingError;
                 }
-                if !connection.has_buffered_frame() {
-                    if let Err(err) = connection.flush().await {
-                        break Ending::Failed(err.into());
-                    }
+                if !connection.has_buffered_frame()
+                    && let Err(err) = connection.flush().await
+                {
+                    break Ending::Failed(err.into());
                 }
             }
             Ok(Err(ReadError::Frame(err))) => {
@@ -177,10 +248,6 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin>(
         Ending::PeerClosed | Ending::Shutdown => {}
     }
     connection.close_gracefully().await;
-    core.metrics.tcp_active_connections.dec();
-    core.metrics
-        .tcp_connection_duration
-        .observe((core.clock.now() - opened).as_secs_f64());
 }
 
 /// Why a connection ended.

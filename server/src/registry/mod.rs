@@ -5,6 +5,7 @@
 //! Heartbeat freshness is collected and written behind by [`Registry::flush_freshness`].
 
 mod deadlines;
+mod query;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
@@ -14,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 pub use deadlines::DeadlineQueue;
+pub use query::{HostPage, HostQuery};
 
 use crate::clock::Clock;
 use crate::config::HeartbeatSection;
@@ -117,6 +119,9 @@ struct Host {
     version: u64,
 }
 
+/// A submitted durable write and how to revert the change if it fails.
+type DurableChange = (Pending<()>, Undo);
+
 /// How to revert a change whose durable write failed.
 struct Undo {
     hostname: Arc<str>,
@@ -216,11 +221,11 @@ impl Registry {
         address: IpAddr,
     ) -> Result<Outcome, RegisterError> {
         let (outcome, durable) = self.apply_registration(hostname, owner, address)?;
-        if let Some((pending, undo)) = durable {
-            if let Err(err) = pending.wait().await {
-                self.revert(undo);
-                return Err(err.into());
-            }
+        if let Some((pending, undo)) = durable
+            && let Err(err) = pending.wait().await
+        {
+            self.revert(undo);
+            return Err(err.into());
         }
         Ok(outcome)
     }
@@ -230,7 +235,7 @@ impl Registry {
         hostname: &Hostname,
         owner: &Arc<str>,
         address: IpAddr,
-    ) -> Result<(Outcome, Option<(Pending<()>, Undo)>), RegisterError> {
+    ) -> Result<(Outcome, Option<DurableChange>), RegisterError> {
         let now = self.clock.now();
         let wall = self.clock.wall();
         let deadline = now + self.offline_after;

@@ -149,7 +149,18 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Pending<()> {
-        self.submit(Job::Ping)
+        // The open connection keeps working on a deleted or read-only file (and root ignores
+        // permissions), so the file itself is checked before the worker's write probe.
+        match std::fs::metadata(&self.path) {
+            Err(err) => Pending::ready(Err(StoreError::Database(format!(
+                "database file {} is not accessible: {err}",
+                self.path.display()
+            )))),
+            Ok(meta) if meta.permissions().readonly() => Pending::ready(Err(StoreError::Database(
+                format!("database file {} is read-only", self.path.display()),
+            ))),
+            Ok(_) => self.submit(Job::Ping),
+        }
     }
 }
 
@@ -395,9 +406,10 @@ fn load_hosts(conn: &Connection) -> Result<Vec<HostRecord>, StoreError> {
     Ok(hosts)
 }
 
-fn token_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, String, bool, Vec<u8>, i64, Option<i64>)> {
+/// A token row as stored: id, owner, admin, hash, created_at_ms, revoked_at_ms.
+type TokenRow = (i64, String, bool, Vec<u8>, i64, Option<i64>);
+
+fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,

@@ -1,0 +1,217 @@
+//! The REST API shell (axum): routes, request IDs and HTTP metrics around the handlers.
+//!
+//! The same router answers on the API port and, restricted to `/metrics` and `/api/health`,
+//! on the registration port when a connection starts with an HTTP request
+//! ([`crate::http_sniff`]).
+
+mod error;
+mod handlers;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use rand::RngCore;
+
+pub use error::ApiError;
+
+use crate::core::Core;
+use crate::net::Listener;
+
+/// Header carrying the request ID, propagated from the request or generated.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `endpoint` label of requests that matched no route, so raw paths never become labels.
+pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+/// Longest incoming request ID that is propagated; longer ones are replaced.
+const MAX_REQUEST_ID_LEN: usize = 128;
+/// Pause after a failed `accept` before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Which routes a router serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The API port: every route.
+    Api,
+    /// The registration port's HTTP side door: `/metrics` and `/api/health` only.
+    Registration,
+}
+
+/// The route template a request matched, handed from the routing layer to the observer.
+#[derive(Clone)]
+struct Endpoint(Arc<str>);
+
+/// The router for `surface`, with request IDs and HTTP metrics on every response.
+pub fn router(core: Arc<Core>, surface: Surface) -> Router {
+    let mut routes = Router::new()
+        .route("/api/health", get(handlers::health))
+        .route("/metrics", get(handlers::metrics));
+    if surface == Surface::Api {
+        routes = routes
+            .route("/api/stats", get(handlers::stats))
+            .route("/api/hosts", get(handlers::list_hosts))
+            .route("/api/hosts/{hostname}", get(handlers::get_host));
+    }
+    routes
+        .route_layer(middleware::from_fn(tag_endpoint))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(middleware::from_fn_with_state(Arc::clone(&core), observe))
+        .with_state(core)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes open requests.
+pub async fn serve<L: Listener>(
+    core: Arc<Core>,
+    listener: L,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let app = router(core, Surface::Api);
+    if let Err(err) = axum::serve(AxumListener(listener), app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %err, "REST API server stopped");
+    }
+}
+
+/// Adapts the server's [`Listener`] seam to axum, so tests and simulators can hand in their
+/// own listeners here too.
+struct AxumListener<L>(L);
+
+impl<L: Listener> axum::serve::Listener for AxumListener<L> {
+    type Io = L::Stream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok(accepted) => return accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "API accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+/// Runs only for matched routes: records the route template for [`observe`].
+async fn tag_endpoint(request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| Endpoint(path.as_str().into()));
+    let mut response = next.run(request).await;
+    if let Some(endpoint) = endpoint {
+        response.extensions_mut().insert(endpoint);
+    }
+    response
+}
+
+/// Wraps every request: sets `X-Request-ID` and records `prism_http_*`.
+async fn observe(State(core): State<Arc<Core>>, request: Request, next: Next) -> Response {
+    let started = core.clock.now();
+    let method = method_label(request.method());
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|id| acceptable_request_id(id))
+        .cloned()
+        .unwrap_or_else(generate_request_id);
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let endpoint = response
+        .extensions()
+        .get::<Endpoint>()
+        .map_or_else(|| Arc::from(UNMATCHED_ENDPOINT), |e| Arc::clone(&e.0));
+    let status = response.status();
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, request_id.clone());
+    let metrics = &core.metrics;
+    metrics
+        .http_requests
+        .with_label_values(&[method, &endpoint, status.as_str()])
+        .inc();
+    metrics
+        .http_request_duration
+        .with_label_values(&[method, &endpoint])
+        .observe((core.clock.now() - started).as_secs_f64());
+    tracing::debug!(
+        method,
+        %path,
+        status = status.as_u16(),
+        request_id = request_id.to_str().unwrap_or_default(),
+        "http request"
+    );
+    response
+}
+
+/// The `method` label: standard methods by name, anything else as `other` (bounded).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Incoming IDs are kept when short and made of URL-safe characters, so they cannot
+/// inject anything into logs.
+fn acceptable_request_id(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn generate_request_id() -> HeaderValue {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    HeaderValue::from_str(&hex::encode(bytes))
+        .unwrap_or_else(|_| HeaderValue::from_static("unavailable"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_with_odd_characters_are_replaced() {
+        assert!(acceptable_request_id(&HeaderValue::from_static(
+            "abc-123_x.y:z"
+        )));
+        assert!(!acceptable_request_id(&HeaderValue::from_static("a b")));
+        assert!(!acceptable_request_id(&HeaderValue::from_static("")));
+        let long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        assert!(!acceptable_request_id(
+            &HeaderValue::from_str(&long).expect("header")
+        ));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let custom = Method::from_bytes(b"BREW").expect("method");
+        assert_eq!(method_label(&custom), "other");
+        assert_eq!(method_label(&Method::GET), "GET");
+    }
+}

@@ -1,0 +1,492 @@
+//! Builds the [`Config`] from its sources — defaults, the YAML file, `PRISM_<SECTION>_<KEY>`
+//! environment variables, command-line flags (each overriding the one before) — and validates it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+
+/// The file read when `--config` is not given, if it exists in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "prism.yaml";
+/// Prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "PRISM_";
+
+/// Why a configuration was refused. Every message names the key and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not YAML, or not a mapping of sections.
+    #[error("{origin}: not a valid configuration document: {reason}")]
+    Syntax {
+        /// The file.
+        origin: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// A key is unknown or its value is not accepted.
+    #[error("{origin}: {key}: {reason}")]
+    Invalid {
+        /// Where the value came from: the file, an environment variable or a flag.
+        origin: String,
+        /// The dotted key, e.g. `server.tcp_port`.
+        key: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+}
+
+/// Where the configuration comes from. Kept for the life of the process, so a SIGHUP reload
+/// reads the same file and applies the same environment and flags again.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    /// The YAML file, if any.
+    pub file: Option<PathBuf>,
+    /// `PRISM_*` environment variables (name, value), captured when the process started.
+    pub env: Vec<(String, String)>,
+    /// Command-line flag values as (dotted key, flag name, value): the highest precedence.
+    pub flags: Vec<(String, String, Value)>,
+}
+
+impl ConfigSources {
+    /// The sources of this process: `explicit_file` (from `--config`), else `prism.yaml` in the
+    /// working directory if it exists; and the process's `PRISM_*` environment.
+    pub fn from_process(explicit_file: Option<PathBuf>) -> Self {
+        let file = explicit_file.or_else(|| {
+            let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+            default.is_file().then_some(default)
+        });
+        let env = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .collect();
+        Self {
+            file,
+            env,
+            flags: Vec::new(),
+        }
+    }
+
+    /// Adds a flag value for `key`, e.g. `("server.tcp_port", "--tcp-port", 9000)`.
+    pub fn flag(&mut self, key: &str, flag: &str, value: impl Into<Value>) {
+        self.flags
+            .push((key.to_owned(), flag.to_owned(), value.into()));
+    }
+
+    /// Loads, merges and validates the configuration.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let defaults = defaults_tree();
+        let mut tree = match &self.file {
+            Some(path) => read_file(path)?,
+            None => Map::new(),
+        };
+        let file_origin = self
+            .file
+            .as_ref()
+            .map_or_else(|| "defaults".to_owned(), |path| path.display().to_string());
+        // Which source set each overridden key, so a bad value is reported where it came from.
+        let mut origins: BTreeMap<String, String> = BTreeMap::new();
+        for (name, raw) in &self.env {
+            let Some((section, key)) = env_target(&defaults, name) else {
+                continue;
+            };
+            let dotted = format!("{section}.{key}");
+            let Some(default) = defaults.get(&section).and_then(|s| s.get(&key)) else {
+                return Err(ConfigError::Invalid {
+                    origin: format!("environment variable {name}"),
+                    key: dotted,
+                    reason: format!(
+                        "unknown key; keys of section `{section}`: {}",
+                        keys_of(&defaults, &section)
+                    ),
+                });
+            };
+            let value = env_value(raw, default).map_err(|reason| ConfigError::Invalid {
+                origin: format!("environment variable {name}"),
+                key: dotted.clone(),
+                reason,
+            })?;
+            set(&mut tree, &section, &key, value);
+            origins.insert(dotted, format!("environment variable {name}"));
+        }
+        for (dotted, flag, value) in &self.flags {
+            if let Some((section, key)) = dotted.split_once('.') {
+                set(&mut tree, section, key, value.clone());
+                origins.insert(dotted.clone(), format!("flag {flag}"));
+            }
+        }
+        let config: Config = serde_path_to_error::deserialize(Value::Object(tree)).map_err(
+            |err: serde_path_to_error::Error<serde_json::Error>| {
+                let key = err.path().to_string();
+                let origin = origins
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| file_origin.clone());
+                let hint = accepted_values(&defaults, &key);
+                ConfigError::Invalid {
+                    origin,
+                    reason: format!("{}{hint}", err.inner()),
+                    key,
+                }
+            },
+        )?;
+        validate(&config).map_err(|(key, reason)| ConfigError::Invalid {
+            origin: origins
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| file_origin.clone()),
+            key: key.to_owned(),
+            reason,
+        })?;
+        Ok(config)
+    }
+}
+
+/// The defaults as a tree of sections, used to type environment values and list valid keys.
+fn defaults_tree() -> Map<String, Value> {
+    match serde_json::to_value(Config::default()) {
+        Ok(Value::Object(sections)) => sections,
+        _ => Map::new(),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Map<String, Value>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    })?;
+    let origin = path.display().to_string();
+    match serde_norway::from_str::<Value>(&text) {
+        Ok(Value::Object(sections)) => Ok(sections),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(ConfigError::Syntax {
+            origin,
+            reason: "the top level must be a mapping of sections (server:, database:, …)".into(),
+        }),
+        Err(err) => Err(ConfigError::Syntax {
+            origin,
+            reason: err.to_string(),
+        }),
+    }
+}
+
+/// The (section, key) an environment variable names, if its name starts with
+/// `PRISM_<SECTION>_` for a known section. The longest matching section wins, so
+/// `PRISM_RATE_LIMIT_BURST` is `rate_limit.burst`.
+fn env_target(defaults: &Map<String, Value>, name: &str) -> Option<(String, String)> {
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    defaults
+        .keys()
+        .filter_map(|section| {
+            let prefix = format!("{}_", section.to_ascii_uppercase());
+            let key = rest.strip_prefix(&prefix)?;
+            (!key.is_empty()).then(|| (section.clone(), key.to_ascii_lowercase()))
+        })
+        .max_by_key(|(section, _)| section.len())
+}
+
+/// Converts an environment value to the type of the key's default.
+fn env_value(raw: &str, default: &Value) -> Result<Value, String> {
+    let trimmed = raw.trim();
+    match default {
+        Value::String(_) => Ok(Value::String(raw.to_owned())),
+        Value::Bool(_) => match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(Value::Bool(true)),
+            "false" | "0" | "no" | "off" => Ok(Value::Bool(false)),
+            _ => Err(format!("{raw:?} is not a boolean; accepted: true, false")),
+        },
+        Value::Number(_) => {
+            if let Ok(n) = trimmed.parse::<u64>() {
+                Ok(Value::from(n))
+            } else if let Ok(n) = trimmed.parse::<i64>() {
+                Ok(Value::from(n))
+            } else {
+                trimmed
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+                    .ok_or_else(|| format!("{raw:?} is not a number"))
+            }
+        }
+        Value::Array(_) if !trimmed.starts_with('[') => Ok(Value::Array(
+            trimmed
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        )),
+        _ => serde_norway::from_str(raw).map_err(|err| err.to_string()),
+    }
+}
+
+fn set(tree: &mut Map<String, Value>, section: &str, key: &str, value: Value) {
+    let entry = tree
+        .entry(section.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if entry.is_null() {
+        *entry = Value::Object(Map::new());
+    }
+    // A section that is not a mapping is left alone: deserialization reports it.
+    if let Value::Object(keys) = entry {
+        keys.insert(key.to_owned(), value);
+    }
+}
+
+fn keys_of(defaults: &Map<String, Value>, section: &str) -> String {
+    defaults
+        .get(section)
+        .and_then(Value::as_object)
+        .map(|keys| keys.keys().cloned().collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+/// A short "accepted: …" suffix for a deserialization error at `dotted`.
+fn accepted_values(defaults: &Map<String, Value>, dotted: &str) -> String {
+    let mut parts = dotted.splitn(2, '.');
+    let (Some(section), key) = (parts.next(), parts.next()) else {
+        return String::new();
+    };
+    let Some(keys) = defaults.get(section) else {
+        let sections: Vec<_> = defaults.keys().cloned().collect();
+        return format!("; accepted sections: {}", sections.join(", "));
+    };
+    let Some(default) = key.and_then(|key| keys.get(key)) else {
+        return String::new();
+    };
+    let kind = match (dotted, default) {
+        ("server.host", _) => "an IPv4 or IPv6 address",
+        ("auth.mode", _) => return String::new(),
+        (_, Value::Bool(_)) => "true or false",
+        (_, Value::Number(n)) if n.is_f64() => "a number of seconds, fractions allowed",
+        (_, Value::Number(_)) => "a whole number",
+        (_, Value::String(_)) => "a string",
+        (_, Value::Array(_)) => "a list",
+        _ => return String::new(),
+    };
+    format!(" (accepted: {kind}; default {default})")
+}
+
+/// Checks the ranges serde cannot express. Returns the offending key and the reason.
+pub fn validate(config: &Config) -> Result<(), (&'static str, String)> {
+    fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), (&'static str, String)> {
+        if value < min {
+            return Err((
+                key,
+                format!("{value} is too small; accepted: {min} or more"),
+            ));
+        }
+        Ok(())
+    }
+    let server = &config.server;
+    at_least(
+        "server.max_connections",
+        u64::try_from(server.max_connections).unwrap_or(u64::MAX),
+        1,
+    )?;
+    at_least("server.idle_timeout_secs", server.idle_timeout_secs, 1)?;
+    if server.api_port != 0 && server.api_port == server.tcp_port {
+        return Err((
+            "server.api_port",
+            format!(
+                "{} is also server.tcp_port; accepted: a different port, or 0 for any free port",
+                server.api_port
+            ),
+        ));
+    }
+    if config.database.path.as_os_str().is_empty() {
+        return Err(("database.path", "empty; accepted: a file path".into()));
+    }
+    at_least(
+        "database.connection_pool_size",
+        u64::try_from(config.database.connection_pool_size).unwrap_or(u64::MAX),
+        1,
+    )?;
+    if !(1..=1000).contains(&config.database.write_behind_ms) {
+        return Err((
+            "database.write_behind_ms",
+            format!(
+                "{} is out of range; accepted: 1 to 1000",
+                config.database.write_behind_ms
+            ),
+        ));
+    }
+    let heartbeat = &config.heartbeat;
+    at_least("heartbeat.interval", heartbeat.interval, 1)?;
+    at_least(
+        "heartbeat.timeout_multiplier",
+        heartbeat.timeout_multiplier,
+        1,
+    )?;
+    at_least(
+        "heartbeat.cleanup_after_days",
+        heartbeat.cleanup_after_days,
+        1,
+    )?;
+    if !(heartbeat.check_interval.is_finite() && (0.01..=60.0).contains(&heartbeat.check_interval))
+    {
+        return Err((
+            "heartbeat.check_interval",
+            format!(
+                "{} is out of range; accepted: 0.01 to 60 seconds",
+                heartbeat.check_interval
+            ),
+        ));
+    }
+    let frame = config.protocol.max_frame_bytes;
+    if !(64..=16 * 1024 * 1024).contains(&frame) {
+        return Err((
+            "protocol.max_frame_bytes",
+            format!("{frame} is out of range; accepted: 64 to 16777216"),
+        ));
+    }
+    if config.rate_limit.registrations_per_minute > 0 {
+        at_least("rate_limit.burst", u64::from(config.rate_limit.burst), 1)?;
+    }
+    at_least("auth.refresh_ms", config.auth.refresh_ms, 1)?;
+    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&config.logging.level) {
+        return Err((
+            "logging.level",
+            format!(
+                "{:?} is not a log filter ({err}); accepted: error, warn, info, debug, trace, \
+                 or directives such as prism_server=debug",
+                config.logging.level
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every key as (dotted key, environment variable, default rendered as YAML), in file order,
+/// for `check-config --keys` and the documentation table.
+pub fn key_table() -> Vec<(String, String, String)> {
+    let mut rows = Vec::new();
+    for (section, keys) in defaults_tree() {
+        let Value::Object(keys) = keys else { continue };
+        for (key, default) in keys {
+            let rendered = serde_json::to_string(&default).unwrap_or_default();
+            rows.push((
+                format!("{section}.{key}"),
+                format!(
+                    "{ENV_PREFIX}{}_{}",
+                    section.to_uppercase(),
+                    key.to_uppercase()
+                ),
+                rendered,
+            ));
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn sources(
+        yaml: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> (ConfigSources, Option<tempfile::NamedTempFile>) {
+        let file = yaml.map(|text| {
+            let mut file = tempfile::NamedTempFile::new().expect("temp file");
+            file.write_all(text.as_bytes()).expect("write");
+            file
+        });
+        let sources = ConfigSources {
+            file: file.as_ref().map(|f| f.path().to_path_buf()),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            flags: Vec::new(),
+        };
+        (sources, file)
+    }
+
+    #[test]
+    fn no_sources_give_the_defaults() {
+        let (sources, _file) = sources(None, &[]);
+        assert_eq!(sources.load(), Ok(Config::default()));
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let yaml = "server:\n  tcp_port: 7001\n  api_port: 7002\n  max_connections: 10\n";
+        let env = [
+            ("PRISM_SERVER_API_PORT", "7102"),
+            ("PRISM_SERVER_MAX_CONNECTIONS", "20"),
+        ];
+        let (mut sources, _file) = sources(Some(yaml), &env);
+        sources.flag("server.max_connections", "--max-connections", 30);
+        let config = sources.load().expect("valid");
+        assert_eq!(config.server.tcp_port, 7001, "file beats default");
+        assert_eq!(config.server.api_port, 7102, "env beats file");
+        assert_eq!(config.server.max_connections, 30, "flag beats env");
+        assert_eq!(config.server.idle_timeout_secs, 30, "default stays");
+    }
+
+    #[test]
+    fn section_names_with_underscores_map_from_env() {
+        let (sources, _file) = sources(None, &[("PRISM_RATE_LIMIT_BURST", "7")]);
+        assert_eq!(sources.load().expect("valid").rate_limit.burst, 7);
+    }
+
+    #[test]
+    fn fractional_check_interval_is_accepted() {
+        let (sources, _file) = sources(Some("heartbeat:\n  check_interval: 0.5\n"), &[]);
+        let config = sources.load().expect("valid");
+        assert_eq!(
+            config.heartbeat.check_interval(),
+            std::time::Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_the_accepted_keys() {
+        let (sources, _file) = sources(Some("server:\n  tcpport: 1\n"), &[]);
+        let message = sources.load().expect_err("refused").to_string();
+        assert!(message.contains("server.tcpport"), "{message}");
+        assert!(message.contains("tcp_port"), "{message}");
+    }
+
+    #[test]
+    fn unknown_env_key_in_a_known_section_is_refused() {
+        let (sources, _file) = sources(None, &[("PRISM_SERVER_TCPPORT", "1")]);
+        let message = sources.load().expect_err("refused").to_string();
+        assert!(
+            message.contains("PRISM_SERVER_TCPPORT") && message.contains("tcp_port"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn bad_enum_value_lists_the_accepted_values() {
+        let (sources, _file) = sources(None, &[("PRISM_AUTH_MODE", "anything")]);
+        let message = sources.load().expect_err("refused").to_string();
+        assert!(message.contains("auth.mode"), "{message}");
+        assert!(
+            message.contains("token") && message.contains("open"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_and_range() {
+        let (sources, _file) = sources(Some("database:\n  write_behind_ms: 5000\n"), &[]);
+        let message = sources.load().expect_err("refused").to_string();
+        assert!(
+            message.contains("database.write_behind_ms") && message.contains("1 to 1000"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! Authoritative DNS for the managed zone (SPEC §6), sans-IO.
+//!
+//! [`Zone`] answers a parsed query from the registry's read view; [`Answerer`] wraps it for
+//! the wire: bytes in, bytes out, with FORMERR for malformed queries, EDNS(0) payload sizes,
+//! truncation and the `prism_dns_queries_total` metric. The socket loops in [`serve`] and any
+//! simulator call the same [`Answerer::answer`].
+
+mod bind;
+pub mod serve;
+mod zone;
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Header, Message, MessageType, Query, ResponseCode};
+use hickory_proto::rr::RecordType;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+pub use bind::{DnsSockets, bind};
+pub use zone::{Disposition, Zone, ZoneError, ZoneView};
+
+use crate::clock::unix_millis;
+use crate::core::Core;
+use crate::metrics::Metrics;
+
+/// Largest UDP response to a query without EDNS(0) (RFC 1035 §4.2.1).
+pub const CLASSIC_UDP_PAYLOAD: usize = 512;
+/// Largest DNS message over TCP (its 2-byte length prefix).
+pub const MAX_TCP_MESSAGE: usize = u16::MAX as usize;
+/// `query_type` label for a query type this server has no name for.
+pub const OTHER_QUERY_TYPE: &str = "OTHER";
+/// `query_type` label when a malformed query had no readable question.
+pub const NO_QUERY_TYPE: &str = "NONE";
+
+/// How a query arrived, which decides how large the response may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// One datagram: 512 bytes, or the EDNS(0) size the client advertised (capped by
+    /// `dns.max_udp_payload`); larger answers are sent truncated with TC=1.
+    Udp,
+    /// A length-prefixed stream: up to 65535 bytes.
+    Tcp,
+}
+
+/// Turns request bytes into response bytes for the zone, recording every answered query.
+pub struct Answerer {
+    /// The core whose registry is the zone's content and whose metrics count the queries.
+    core: Arc<Core>,
+    /// The zone built from `core.config.dns`.
+    zone: Zone,
+}
+
+impl Answerer {
+    /// An answerer for `core`'s `dns.*` configuration. The SOA serial starts from the core
+    /// clock's wall time in seconds (see [`Zone::serial`]).
+    pub fn new(core: Arc<Core>) -> Result<Self, ZoneError> {
+        let started_secs = unix_millis(core.clock.wall()) / 1000;
+        // Serials are compared modulo 2^32 (RFC 1982), so the low 32 bits are what counts.
+        let zone = Zone::from_config(&core.config.dns, started_secs as u32)?;
+        Ok(Self { core, zone })
+    }
+
+    /// The zone answered.
+    pub fn zone(&self) -> &Zone {
+        &self.zone
+    }
+
+    /// Answers one DNS message received over `transport`. `None` means send nothing: the
+    /// message was too short to carry an id or was itself a response. A message whose header
+    /// is readable but whose body is not gets FORMERR. Never panics.
+    pub fn answer(&self, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let (response, limit) = match Message::from_vec(request) {
+            Ok(request) => {
+                let response = self.answer_message(&request)?;
+                let limit = response_limit(&request, transport, self.zone.max_udp_payload());
+                (response, limit)
+            }
+            Err(err) => {
+                let response = self.malformed(request)?;
+                tracing::debug!(error = %err, "malformed DNS query");
+                (response, CLASSIC_UDP_PAYLOAD)
+            }
+        };
+        encode_within(&response, limit)
+    }
+
+    /// Answers a parsed query and records it in `prism_dns_queries_total`. `None` when the
+    /// message is a response, which is never answered.
+    pub fn answer_message(&self, request: &Message) -> Option<Message> {
+        let response = self.zone.respond(request, &self.core.registry)?;
+        record(
+            &self.core.metrics,
+            request.queries.first(),
+            response.metadata.response_code,
+        );
+        Some(response)
+    }
+
+    /// FORMERR for a message whose header is readable but the rest is not; `None` when even
+    /// the header is unreadable or the message is a response.
+    fn malformed(&self, request: &[u8]) -> Option<Message> {
+        let mut decoder = BinDecoder::new(request);
+        let header = Header::read(&mut decoder).ok()?;
+        if header.metadata.message_type != MessageType::Query {
+            return None;
+        }
+        // Echo the question when it alone is readable, so the client can match the answer.
+        let question = (header.counts.queries == 1)
+            .then(|| Query::read(&mut decoder).ok())
+            .flatten();
+        let mut response = Message::error_msg(
+            header.metadata.id,
+            header.metadata.op_code,
+            ResponseCode::FormErr,
+        );
+        response.metadata.recursion_desired = header.metadata.recursion_desired;
+        record(&self.core.metrics, question.as_ref(), ResponseCode::FormErr);
+        response.queries.extend(question);
+        Some(response)
+    }
+}
+
+/// How many bytes the response to `request` may take on `transport`: over UDP the size the
+/// client advertised with EDNS(0), capped at `max_udp_payload`, and never below 512.
+fn response_limit(request: &Message, transport: Transport, max_udp_payload: u16) -> usize {
+    match (transport, &request.edns) {
+        (Transport::Tcp, _) => MAX_TCP_MESSAGE,
+        (Transport::Udp, None) => CLASSIC_UDP_PAYLOAD,
+        (Transport::Udp, Some(edns)) => {
+            usize::from(edns.max_payload().min(max_udp_payload)).max(CLASSIC_UDP_PAYLOAD)
+        }
+    }
+}
+
+/// Encodes `response`; when it exceeds `limit`, sends the header, question and OPT record
+/// with TC=1 instead (the client retries over TCP). `None` only if even that cannot be
+/// encoded.
+fn encode_within(response: &Message, limit: usize) -> Option<Vec<u8>> {
+    match response.to_vec() {
+        Ok(bytes) if bytes.len() <= limit => return Some(bytes),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot encode a DNS response; sending TC"),
+    }
+    let mut truncated = Message::new(
+        response.metadata.id,
+        MessageType::Response,
+        response.metadata.op_code,
+    );
+    truncated.metadata = response.metadata;
+    truncated.metadata.truncation = true;
+    truncated.queries.clone_from(&response.queries);
+    truncated.edns.clone_from(&response.edns);
+    match truncated.to_vec() {
+        Ok(bytes) if bytes.len() <= limit => Some(bytes),
+        _ => None,
+    }
+}
+
+/// Counts one answered query in `prism_dns_queries_total{query_type,status}`.
+fn record(metrics: &Metrics, question: Option<&Query>, rcode: ResponseCode) {
+    let query_type = question.map_or(NO_QUERY_TYPE, |query| query_type_label(query.query_type));
+    metrics
+        .dns_queries
+        .with_label_values(&[query_type, rcode_label(rcode)])
+        .inc();
+}
+
+/// The `query_type` label: the type's mnemonic (A, AAAA, SOA, …), or [`OTHER_QUERY_TYPE`] for
+/// numeric types unknown to hickory, so the label set stays bounded.
+pub fn query_type_label(query_type: RecordType) -> &'static str {
+    match query_type {
+        RecordType::Unknown(_) => OTHER_QUERY_TYPE,
+        known => known.into(),
+    }
+}
+
+/// The `status` label: the rcode's mnemonic as dig prints it (NOERROR, NXDOMAIN, …).
+pub fn rcode_label(rcode: ResponseCode) -> &'static str {
+    match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        _ => "OTHER",
+    }
+}

@@ -1,0 +1,366 @@
+//! DNS over real UDP and TCP sockets on loopback, asked with hickory-net's client: what a
+//! registered, moved, offline, IPv6 or unknown host resolves to, and how the zone refuses,
+//! truncates and counts.
+
+mod dns_support;
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
+
+use dns_support::{
+    DnsServer, answer_addresses, assert_rcode, open_config, query, tcp_client, udp_client,
+};
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+
+const ZONE: &str = "managed.prism.local.";
+
+fn fqdn(host: &str) -> String {
+    format!("{host}.{ZONE}")
+}
+
+#[tokio::test]
+async fn registered_host_resolves_to_its_address_with_the_configured_ttl() {
+    let mut config = open_config();
+    config.dns.ttl = 42;
+    let server = DnsServer::start(config).await;
+    server.register("web-01").await;
+
+    let response = query(&mut server.udp_client(), &fqdn("web-01"), RecordType::A).await;
+
+    assert_rcode(&response, ResponseCode::NoError);
+    assert!(response.metadata.authoritative, "AA must be set");
+    assert!(
+        !response.metadata.recursion_available,
+        "RA must be clear: no recursion"
+    );
+    assert_eq!(
+        answer_addresses(&response),
+        vec![IpAddr::from([127, 0, 0, 1])]
+    );
+    assert_eq!(response.answers[0].ttl, 42, "answer TTL is dns.ttl");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn moved_host_resolves_to_its_new_address_on_the_next_query() {
+    let server = DnsServer::start(open_config()).await;
+    let mut client = server.udp_client();
+    server
+        .register_from("mover", IpAddr::from([127, 0, 0, 1]))
+        .await;
+    let before = query(&mut client, &fqdn("mover"), RecordType::A).await;
+    assert_eq!(
+        answer_addresses(&before),
+        vec![IpAddr::from([127, 0, 0, 1])]
+    );
+
+    server
+        .register_from("mover", IpAddr::from([127, 0, 0, 2]))
+        .await;
+    let after = query(&mut client, &fqdn("mover"), RecordType::A).await;
+
+    assert_eq!(
+        answer_addresses(&after),
+        vec![IpAddr::from([127, 0, 0, 2])],
+        "the answer must follow the move at once"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn offline_host_answers_nxdomain() {
+    let mut config = open_config();
+    config.heartbeat.interval = 1;
+    config.heartbeat.timeout_multiplier = 1;
+    config.heartbeat.grace_period = 0;
+    config.heartbeat.check_interval = 0.05;
+    let server = DnsServer::start(config).await;
+    let mut client = server.udp_client();
+    server.register("sleepy").await;
+    let online = query(&mut client, &fqdn("sleepy"), RecordType::A).await;
+    assert_rcode(&online, ResponseCode::NoError);
+
+    // Offline 1 s after the heartbeat; poll for at most 5 s.
+    let mut last = online;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        last = query(&mut client, &fqdn("sleepy"), RecordType::A).await;
+        if last.metadata.response_code == ResponseCode::NXDomain {
+            break;
+        }
+    }
+
+    assert_rcode(&last, ResponseCode::NXDomain);
+    assert!(last.answers.is_empty(), "no address for an offline host");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn offline_host_keeps_its_address_when_serve_offline_is_set() {
+    let mut config = open_config();
+    config.heartbeat.interval = 1;
+    config.heartbeat.timeout_multiplier = 1;
+    config.heartbeat.grace_period = 0;
+    config.heartbeat.check_interval = 0.05;
+    config.dns.serve_offline = true;
+    let server = DnsServer::start(config).await;
+    server.register("sleepy").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.core.registry.counts().offline == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "host never went offline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let response = query(&mut server.udp_client(), &fqdn("sleepy"), RecordType::A).await;
+
+    assert_rcode(&response, ResponseCode::NoError);
+    assert_eq!(
+        answer_addresses(&response),
+        vec![IpAddr::from([127, 0, 0, 1])]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn ipv6_host_answers_aaaa_and_nodata_for_a() {
+    let server = DnsServer::start_on(open_config(), IpAddr::V6(Ipv6Addr::LOCALHOST)).await;
+    server.register("v6-host").await;
+    let mut client = server.udp_client();
+
+    let aaaa = query(&mut client, &fqdn("v6-host"), RecordType::AAAA).await;
+    let a = query(&mut client, &fqdn("v6-host"), RecordType::A).await;
+
+    assert_rcode(&aaaa, ResponseCode::NoError);
+    assert_eq!(
+        answer_addresses(&aaaa),
+        vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]
+    );
+    assert_rcode(&a, ResponseCode::NoError);
+    assert!(a.answers.is_empty(), "NODATA has an empty answer: {a:?}");
+    assert!(
+        matches!(a.authorities.first().map(|r| &r.data), Some(RData::SOA(_))),
+        "NODATA carries the SOA in authority: {a:?}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_name_answers_nxdomain_with_soa_in_authority() {
+    let mut config = open_config();
+    config.dns.ttl = 300;
+    config.dns.minimum = 30;
+    let server = DnsServer::start(config).await;
+
+    let response = query(&mut server.udp_client(), &fqdn("nobody"), RecordType::A).await;
+
+    assert_rcode(&response, ResponseCode::NXDomain);
+    assert!(response.metadata.authoritative, "AA must be set");
+    let soa = response.authorities.first().expect("SOA in authority");
+    assert!(matches!(soa.data, RData::SOA(_)), "authority: {soa:?}");
+    assert_eq!(soa.name.to_ascii(), ZONE, "the SOA is the zone's");
+    assert_eq!(
+        soa.ttl, 30,
+        "negative TTL is min(SOA minimum, SOA TTL), RFC 2308"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn name_outside_the_zone_is_refused() {
+    let server = DnsServer::start(open_config()).await;
+
+    let response = query(&mut server.udp_client(), "example.com.", RecordType::A).await;
+
+    assert_rcode(&response, ResponseCode::Refused);
+    assert!(!response.metadata.authoritative, "not authoritative there");
+    assert!(response.answers.is_empty() && response.authorities.is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn query_over_tcp_is_answered() {
+    let server = DnsServer::start(open_config()).await;
+    server.register("tcp-host").await;
+    let mut client = server.tcp_client().await;
+
+    let first = query(&mut client, &fqdn("tcp-host"), RecordType::A).await;
+    let second = query(&mut client, ZONE, RecordType::SOA).await;
+
+    assert_eq!(answer_addresses(&first), vec![IpAddr::from([127, 0, 0, 1])]);
+    assert!(
+        matches!(second.answers.first().map(|r| &r.data), Some(RData::SOA(_))),
+        "a second query on the same connection is answered: {second:?}"
+    );
+    server.shutdown().await;
+}
+
+/// A zone served by a dozen name servers of different providers with long names: its NS
+/// answer is legitimately larger than 512 bytes, even with name compression.
+fn many_nameservers() -> Vec<String> {
+    (1..=12)
+        .map(|n| {
+            format!("ns.name-server-number-{n:02}-with-a-long-label.provider-{n:02}.test-{n:02}.")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn udp_answer_over_512_bytes_without_edns_sets_tc() {
+    let mut config = open_config();
+    config.dns.nameservers = many_nameservers();
+    let server = DnsServer::start(config).await;
+    let mut plain = server.udp_client();
+    plain.disable_edns();
+
+    let truncated = query(&mut plain, ZONE, RecordType::NS).await;
+    let with_edns = query(&mut server.udp_client(), ZONE, RecordType::NS).await;
+    let over_tcp = query(&mut server.tcp_client().await, ZONE, RecordType::NS).await;
+
+    assert!(
+        truncated.metadata.truncation,
+        "TC must be set: {truncated:?}"
+    );
+    assert!(
+        truncated.answers.is_empty(),
+        "a TC answer carries no records"
+    );
+    assert!(!with_edns.metadata.truncation, "fits in the EDNS(0) size");
+    assert_eq!(with_edns.answers.len(), 12);
+    assert!(!over_tcp.metadata.truncation, "TCP is never truncated");
+    assert_eq!(over_tcp.answers.len(), 12);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn apex_answers_soa_and_ns_and_the_serial_grows_with_the_zone() {
+    let server = DnsServer::start(open_config()).await;
+    let mut client = server.udp_client();
+    let serial = |response: &hickory_proto::op::DnsResponse| match response.answers.first() {
+        Some(record) => match &record.data {
+            RData::SOA(soa) => soa.serial,
+            other => panic!("expected an SOA, got {other:?}"),
+        },
+        None => panic!("no SOA answer: {response:?}"),
+    };
+
+    let before = serial(&query(&mut client, ZONE, RecordType::SOA).await);
+    server.register("newcomer").await;
+    let after = serial(&query(&mut client, ZONE, RecordType::SOA).await);
+    let ns = query(&mut client, ZONE, RecordType::NS).await;
+
+    assert!(
+        after.wrapping_sub(before) as i32 > 0,
+        "serial {after} must be after {before}"
+    );
+    match ns.answers.first().map(|record| &record.data) {
+        Some(RData::NS(ns)) => assert_eq!(ns.0.to_ascii(), "ns1.managed.prism.local."),
+        other => panic!("expected the default NS, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn names_are_case_insensitive() {
+    let server = DnsServer::start(open_config()).await;
+    server.register("web-01").await;
+
+    let response = query(
+        &mut server.udp_client(),
+        "WeB-01.MANAGED.Prism.Local.",
+        RecordType::A,
+    )
+    .await;
+
+    assert_eq!(
+        answer_addresses(&response),
+        vec![IpAddr::from([127, 0, 0, 1])]
+    );
+    assert_eq!(
+        response.answers[0].name.to_ascii(),
+        "WeB-01.MANAGED.Prism.Local.",
+        "the owner name echoes the question's case"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn zone_transfers_are_refused_and_any_is_not_implemented() {
+    let server = DnsServer::start(open_config()).await;
+    let mut tcp = server.tcp_client().await;
+
+    let axfr = query(&mut tcp, ZONE, RecordType::AXFR).await;
+    let any = query(&mut server.udp_client(), ZONE, RecordType::ANY).await;
+
+    assert_rcode(&axfr, ResponseCode::Refused);
+    assert_rcode(&any, ResponseCode::NotImp);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_query_is_counted_by_type_and_rcode() {
+    let server = DnsServer::start(open_config()).await;
+    server.register("counted").await;
+    let mut client = server.udp_client();
+
+    query(&mut client, &fqdn("counted"), RecordType::A).await;
+    query(&mut client, &fqdn("counted"), RecordType::A).await;
+    query(&mut client, &fqdn("missing"), RecordType::AAAA).await;
+    query(&mut client, "example.org.", RecordType::TXT).await;
+
+    let count = |query_type: &str, status: &str| {
+        server
+            .core
+            .metrics
+            .dns_queries
+            .with_label_values(&[query_type, status])
+            .get()
+    };
+    assert_eq!(count("A", "NOERROR"), 2);
+    assert_eq!(count("AAAA", "NXDOMAIN"), 1);
+    assert_eq!(count("TXT", "REFUSED"), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dedicated_dns_threads_answer_like_the_in_process_loops_and_stop_on_shutdown() {
+    let server = DnsServer::start(open_config()).await;
+    server.register("threaded").await;
+    let sockets = prism_server::dns::bind(IpAddr::from([127, 0, 0, 1]), 0, 2, 0)
+        .await
+        .expect("bind the DNS sockets on loopback");
+    let dedicated_addr = sockets.local_addr;
+    let dedicated = prism_server::dns::serve::DedicatedDns::start(&server.core, sockets)
+        .expect("the DNS threads start");
+
+    let in_process = query(&mut server.udp_client(), &fqdn("threaded"), RecordType::A).await;
+    let over_udp = query(
+        &mut udp_client(dedicated_addr),
+        &fqdn("threaded"),
+        RecordType::A,
+    )
+    .await;
+    let over_tcp = query(
+        &mut tcp_client(dedicated_addr).await,
+        &fqdn("threaded"),
+        RecordType::A,
+    )
+    .await;
+
+    assert_eq!(
+        answer_addresses(&in_process),
+        vec![IpAddr::from([127, 0, 0, 1])]
+    );
+    assert_eq!(answer_addresses(&over_udp), answer_addresses(&in_process));
+    assert_eq!(answer_addresses(&over_tcp), answer_addresses(&in_process));
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        dedicated.shutdown(Duration::from_secs(1)),
+    )
+    .await
+    .expect("the DNS threads stop in time");
+    server.shutdown().await;
+}

@@ -1,0 +1,86 @@
+//! Property: arbitrary byte streams never crash the server, and every connection ends with
+//! whole response frames followed by a close.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, open_config, registration};
+use prism_server::protocol::{Response, Status};
+use proptest::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends `input`, half-closes, and returns everything the server wrote before closing.
+async fn exchange(server: &TestServer, input: &[u8]) -> Vec<u8> {
+    let mut client = server.connect().await;
+    // The server may close early (framing error) and reset the rest of our write.
+    let _ = client.stream.write_all(input).await;
+    let _ = client.stream.shutdown().await;
+    let mut output = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.stream.read_to_end(&mut output),
+    )
+    .await
+    .expect("the server closes the connection in bounded time")
+    .ok();
+    output
+}
+
+/// Splits `output` into response frames; fails on a partial frame or a non-response.
+fn responses(output: &[u8]) -> Result<Vec<Response>, String> {
+    let mut rest = output;
+    let mut parsed = Vec::new();
+    while !rest.is_empty() {
+        let header: [u8; 4] = rest
+            .get(..4)
+            .and_then(|h| h.try_into().ok())
+            .ok_or("partial length prefix")?;
+        let len = u32::from_be_bytes(header) as usize;
+        let payload = rest.get(4..4 + len).ok_or("partial frame")?;
+        parsed.push(serde_json::from_slice(payload).map_err(|e| format!("not a response: {e}"))?);
+        rest = &rest[4 + len..];
+    }
+    Ok(parsed)
+}
+
+fn byte_streams() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512),
+        // Plausible frames with arbitrary payloads reach the JSON layer, not just the length check.
+        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..4)
+            .prop_map(|payloads| payloads.iter().flat_map(|p| common::frame(p)).collect()),
+        proptest::collection::vec("[a-zA-Z0-9_.-]{0,70}", 1..4).prop_map(|names| names
+            .iter()
+            .flat_map(|n| common::frame(&registration(n, None)))
+            .collect()),
+    ]
+}
+
+#[test]
+fn arbitrary_byte_streams_end_in_responses_then_close_and_never_crash_the_server() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(TestServer::start(open_config()));
+    let config = ProptestConfig {
+        cases: 96,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(input in byte_streams())| {
+        let output = runtime.block_on(exchange(&server, &input));
+        let parsed = responses(&output).map_err(TestCaseError::fail)?;
+        for response in &parsed {
+            prop_assert_eq!(&response.version, "1.0");
+            prop_assert!(!response.message.is_empty());
+        }
+    });
+    runtime.block_on(async {
+        let mut client = server.connect().await;
+        let alive = client.call(&registration("still-alive", None)).await;
+        assert_eq!(
+            alive.status,
+            Status::Success,
+            "the server survived: {alive:?}"
+        );
+        server.shutdown().await;
+    });
+}
