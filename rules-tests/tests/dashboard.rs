@@ -1,0 +1,89 @@
+//! Every PromQL expression of the dashboard parses, and dashboard and rules name only metrics the server exports.
+
+use std::ffi::OsStr;
+
+use prism_rules_tests::metric_names::{
+    dashboard_exprs, load_exported_metrics, substitute_grafana_variables, unknown_prism_names,
+};
+use prism_rules_tests::{alert_rules_path, dashboard_path, load_yaml, run_tool};
+
+fn dashboard() -> serde_json::Value {
+    let text = std::fs::read_to_string(dashboard_path()).expect("dashboard JSON readable");
+    serde_json::from_str(&text).expect("dashboard is valid JSON")
+}
+
+fn rule_exprs() -> Vec<String> {
+    let rules = load_yaml(&alert_rules_path()).expect("alert rules load");
+    rules["groups"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|group| group["rules"].as_sequence().into_iter().flatten())
+        .filter_map(|rule| rule["expr"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn dashboard_is_prism_dns_overview_with_the_spec_panels() {
+    let dashboard = dashboard();
+    assert_eq!(dashboard["title"], "Prism DNS Overview");
+    let exprs = dashboard_exprs(&dashboard).join("\n");
+    for metric in [
+        "up{",
+        "prism_http_requests_total",
+        "prism_message_processing_duration_seconds_bucket",
+        "prism_registered_hosts_total",
+        "prism_online_hosts_total",
+        "prism_offline_hosts_total",
+        "prism_tcp_active_connections",
+        "prism_dns_queries_total",
+    ] {
+        assert!(
+            exprs.contains(metric),
+            "no dashboard panel queries {metric}"
+        );
+    }
+}
+
+#[test]
+fn every_dashboard_expression_parses_with_promtool() {
+    let exprs = dashboard_exprs(&dashboard());
+    assert!(!exprs.is_empty(), "dashboard has no queries");
+    let rules: Vec<serde_json::Value> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, expr)| {
+            serde_json::json!({
+                "record": format!("dashboard:panel_query_{i}"),
+                "expr": substitute_grafana_variables(expr),
+            })
+        })
+        .collect();
+    // JSON is valid YAML, so the rules file needs no YAML writer.
+    let document = serde_json::json!({ "groups": [{ "name": "dashboard", "rules": rules }] });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("dashboard-queries.yml");
+    std::fs::write(&path, document.to_string()).expect("write temp rules file");
+    let run = run_tool(
+        "promtool",
+        &[OsStr::new("check"), OsStr::new("rules"), path.as_os_str()],
+    )
+    .unwrap_or_else(|problem| panic!("{problem}"));
+    assert!(
+        run.success,
+        "a dashboard query does not parse:\n{}",
+        run.output
+    );
+}
+
+#[test]
+fn dashboard_and_rules_name_only_exported_metrics() {
+    let exported = load_exported_metrics().expect("rules-tests/exported-metrics.txt");
+    let mut exprs = dashboard_exprs(&dashboard());
+    exprs.extend(rule_exprs());
+    let unknown = unknown_prism_names(exprs.iter().map(String::as_str), &exported);
+    assert!(
+        unknown.is_empty(),
+        "these prism_* names are not in rules-tests/exported-metrics.txt: {unknown:?}"
+    );
+}
