@@ -1,0 +1,100 @@
+//! Connections held open on purpose: idle ones (`--connections`) and slow clients that stall
+//! in the middle of a frame (`--slow-clients`), to push the server's connection count.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Pause before reopening a connection the server refused or closed.
+const REOPEN_BACKOFF: Duration = Duration::from_millis(100);
+/// Declared payload length of a slow client's frame, of which only half is sent.
+const SLOW_FRAME_DECLARED: u32 = 128;
+
+/// How many held connections are open now and at most.
+#[derive(Debug, Default)]
+pub struct HeldCount {
+    open: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl HeldCount {
+    /// The highest number open at once.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn opened(&self) {
+        let now = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a held connection does once open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Sends nothing.
+    Idle,
+    /// Sends a length prefix and half the declared payload, then nothing more.
+    StallMidFrame,
+}
+
+/// Holds `count` connections to `target` until `end`, reopening any the server closes.
+pub fn spawn(
+    tasks: &mut JoinSet<()>,
+    target: SocketAddr,
+    count: u32,
+    behaviour: Behaviour,
+    end: Instant,
+) -> Arc<HeldCount> {
+    let held = Arc::new(HeldCount::default());
+    for _ in 0..count {
+        tasks.spawn(hold_one(target, behaviour, end, Arc::clone(&held)));
+    }
+    held
+}
+
+async fn hold_one(target: SocketAddr, behaviour: Behaviour, end: Instant, held: Arc<HeldCount>) {
+    while Instant::now() < end {
+        let opened = tokio::select! {
+            opened = TcpStream::connect(target) => opened,
+            () = tokio::time::sleep_until(end) => return,
+        };
+        let Ok(mut stream) = opened else {
+            tokio::time::sleep(REOPEN_BACKOFF).await;
+            continue;
+        };
+        if behaviour == Behaviour::StallMidFrame {
+            let mut partial = SLOW_FRAME_DECLARED.to_be_bytes().to_vec();
+            partial.extend(std::iter::repeat_n(b'{', SLOW_FRAME_DECLARED as usize / 2));
+            if stream.write_all(&partial).await.is_err() {
+                tokio::time::sleep(REOPEN_BACKOFF).await;
+                continue;
+            }
+        }
+        held.opened();
+        let mut scratch = [0u8; 512];
+        let closed_by_server = loop {
+            tokio::select! {
+                read = stream.read(&mut scratch) => match read {
+                    Ok(0) | Err(_) => break true,
+                    Ok(_) => {}
+                },
+                () = tokio::time::sleep_until(end) => break false,
+            }
+        };
+        held.closed();
+        if closed_by_server {
+            tokio::time::sleep(REOPEN_BACKOFF).await;
+        }
+    }
+}

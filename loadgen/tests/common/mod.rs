@@ -1,0 +1,180 @@
+//! Shared test support: a real Prism server started in-process on loopback port-0 listeners,
+//! and a runner for the loadgen binary that returns its parsed JSON report.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use prism_loadgen::report::Report;
+use prism_server::config::AuthMode;
+use prism_server::store::SqliteStore;
+use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve, tokens};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// A Prism server running on its own runtime until dropped.
+pub struct TestServer {
+    /// Registration protocol address.
+    pub registration: SocketAddr,
+    /// REST API address.
+    pub api: SocketAddr,
+    /// DNS (UDP and TCP) address.
+    pub dns: SocketAddr,
+    /// A valid registration token (token mode only).
+    pub token: Option<String>,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server in open auth mode with the per-IP rate limit off.
+    pub fn open() -> Self {
+        Self::start(AuthMode::Open)
+    }
+
+    /// A server in token auth mode (rate limit off) with one token for owner `loadgen`.
+    pub fn with_token() -> Self {
+        Self::start(AuthMode::Token)
+    }
+
+    fn start(mode: AuthMode) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        let mut config = Config::default();
+        config.server.host = LOOPBACK.into();
+        config.database.path = dir.path().join("prism.db");
+        config.auth.mode = mode;
+        config.rate_limit.registrations_per_minute = 0;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (registration, api, dns, token) = runtime.block_on(async {
+            let metrics = Metrics::new().expect("metrics");
+            let store = SqliteStore::open(&config.database.path, Some(metrics.clone()))
+                .expect("database opens");
+            let token = if mode == AuthMode::Token {
+                let (_, token) = tokens::create(&store, "loadgen", false, SystemTime::now())
+                    .await
+                    .expect("token created");
+                Some(token)
+            } else {
+                None
+            };
+            let registration = TcpListener::bind((LOOPBACK, 0)).await.expect("bind");
+            let api = TcpListener::bind((LOOPBACK, 0)).await.expect("bind");
+            // Port 0: the server finds a port free for both UDP and TCP.
+            let dns = prism_server::dns::bind(LOOPBACK.into(), 0, 1, 0)
+                .await
+                .expect("bind DNS");
+            let addresses = (
+                registration.local_addr().expect("address"),
+                api.local_addr().expect("address"),
+                dns.local_addr,
+            );
+            let core = Core::start(config, Arc::new(store), Arc::new(SystemClock), metrics)
+                .await
+                .expect("core starts");
+            let mut listeners = Listeners::new(registration);
+            listeners.api = Some(api);
+            listeners.dns_udp = dns.udp;
+            listeners.dns_tcp = Some(dns.tcp);
+            tokio::spawn(serve(core, listeners, async {
+                let _ = stopped.await;
+            }));
+            (addresses.0, addresses.1, addresses.2, token)
+        });
+        Self {
+            registration,
+            api,
+            dns,
+            token,
+            runtime: Some(runtime),
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// What one loadgen run produced.
+pub struct Run {
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output (the summary).
+    pub stdout: String,
+    /// Standard error (progress, errors).
+    pub stderr: String,
+    /// The JSON report, when the run wrote one.
+    pub report: Option<Report>,
+    /// Where the HTML report was written.
+    pub html: PathBuf,
+    /// Keeps the report files until the test ends.
+    pub dir: tempfile::TempDir,
+}
+
+impl Run {
+    /// The parsed report; fails the test with the run's output when there is none.
+    pub fn report(&self) -> &Report {
+        self.report.as_ref().unwrap_or_else(|| {
+            panic!(
+                "loadgen wrote no report (exit {:?})\nstdout:\n{}\nstderr:\n{}",
+                self.code, self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs the loadgen binary with `args` plus `--json` and `--html` into a temporary directory.
+pub fn loadgen(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let json = dir.path().join("report.json");
+    let html = dir.path().join("report.html");
+    let output: Output = Command::new(env!("CARGO_BIN_EXE_prism-loadgen"))
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--html")
+        .arg(&html)
+        .env_remove("PRISM_LOADGEN_TOKEN")
+        .env_remove("PRISM_LOADGEN_API_TOKEN")
+        .output()
+        .expect("loadgen binary runs");
+    let report = std::fs::read_to_string(&json).ok().map(|text| {
+        serde_json::from_str::<Report>(&text).expect("the JSON report matches the schema")
+    });
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        report,
+        html,
+        dir,
+    }
+}
+
+/// Asserts `achieved` is within 5 % of `target`.
+pub fn assert_rate_within_5_percent(achieved: f64, target: f64) {
+    assert!(
+        (achieved - target).abs() <= target * 0.05,
+        "achieved rate {achieved}/s is not within 5 % of the target {target}/s"
+    );
+}
