@@ -416,11 +416,6 @@ impl Registry {
         self.lock().generation
     }
 
-    /// The earliest pending deadline, for tests and diagnostics.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.lock().deadlines.next_deadline()
-    }
-
     fn publish_counts(&self, state: &State) {
         let counts = state.counts();
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);

@@ -97,11 +97,6 @@ impl SqliteStore {
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Pending<T> {
         let (reply, done) = oneshot::channel();
         match self.jobs.send(job(reply)) {
