@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/serve_task.rs"]
+mod serve_task;
+pub use serve_task::ServeTask;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +14,9 @@ use std::time::Duration;
 use prism_server::config::AuthMode;
 use prism_server::protocol::Response;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve};
+use prism_server::{Config, Core, Listeners, Metrics, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Longest any single read in a test may wait before the test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,8 +26,7 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub core: Arc<Core>,
     pub store: MemoryStore,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServeTask,
 }
 
 impl TestServer {
@@ -48,30 +49,18 @@ impl TestServer {
         )
         .await
         .expect("core starts");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(Arc::clone(&core), Listeners::new(listener), async {
-            let _ = stopped.await;
-        }));
+        let server = ServeTask::spawn(Arc::clone(&core), Listeners::new(listener));
         Self {
             addr,
             core,
             store,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
     /// Stops the server and waits for its graceful shutdown.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(IO_TIMEOUT, task)
-                .await
-                .expect("shutdown finishes in time")
-                .expect("server task");
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 
     /// Opens a client connection.

@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/serve_task.rs"]
+mod serve_task;
+pub use serve_task::ServeTask;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +20,9 @@ use hickory_proto::op::{DnsResponse, Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use prism_server::config::AuthMode;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve};
+use prism_server::{Config, Core, Listeners, Metrics, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Longest any network step in a DNS test may take before the test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,8 +35,7 @@ pub struct DnsServer {
     pub dns: SocketAddr,
     /// The running core.
     pub core: Arc<Core>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServeTask,
 }
 
 impl DnsServer {
@@ -64,16 +65,12 @@ impl DnsServer {
         let mut listeners = Listeners::new(listener);
         listeners.dns_udp = dns_sockets.udp;
         listeners.dns_tcp = Some(dns_sockets.tcp);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(Arc::clone(&core), listeners, async {
-            let _ = stopped.await;
-        }));
+        let server = ServeTask::spawn(Arc::clone(&core), listeners);
         Self {
             registration,
             dns,
             core,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
@@ -138,16 +135,8 @@ impl DnsServer {
     }
 
     /// Stops the server and waits for its graceful shutdown.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(IO_TIMEOUT, task)
-                .await
-                .expect("shutdown finishes in time")
-                .expect("server task");
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 

@@ -4,16 +4,18 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/serve_task.rs"]
+mod serve_task;
+pub use serve_task::ServeTask;
+
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use prism_server::store::Store;
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve};
+use prism_server::{Config, Core, Listeners, Metrics, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Longest any single network step in a test may take before the test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,8 +32,7 @@ pub struct OperatorServer {
     pub core: Arc<Core>,
     /// HTTP client for both ports.
     pub http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: ServeTask,
 }
 
 impl OperatorServer {
@@ -60,10 +61,7 @@ impl OperatorServer {
         let mut listeners = Listeners::new(registration);
         listeners.api = Some(api);
         listeners.dns_udp = vec![dns];
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(Arc::clone(&core), listeners, async {
-            let _ = stopped.await;
-        }));
+        let server = ServeTask::spawn(Arc::clone(&core), listeners);
         let http = reqwest::Client::builder()
             .timeout(IO_TIMEOUT)
             .build()
@@ -74,8 +72,7 @@ impl OperatorServer {
             dns: dns_addr,
             core,
             http,
-            stop: Some(stop),
-            task: Some(task),
+            server,
         }
     }
 
@@ -113,17 +110,9 @@ impl OperatorServer {
         response.text().await.expect("metrics text")
     }
 
-    /// Stops the server and waits for its shutdown.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(IO_TIMEOUT, task)
-                .await
-                .expect("shutdown in time")
-                .expect("server task");
-        }
+    /// Stops the server and waits for its graceful shutdown.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
