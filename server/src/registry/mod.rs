@@ -7,7 +7,7 @@
 mod deadlines;
 mod query;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -131,7 +131,10 @@ struct Undo {
 
 #[derive(Default)]
 struct State {
-    hosts: BTreeMap<Arc<str>, Host>,
+    /// Hosts by name: O(1) lookups, so a sweep's cost does not grow with the registry.
+    hosts: HashMap<Arc<str>, Host>,
+    /// The same names in order, for listings; changes only when a host is added or deleted.
+    names: BTreeSet<Arc<str>>,
     deadlines: DeadlineQueue,
     /// Hosts whose `last_seen` moved since the last write-behind flush.
     stale_freshness: HashSet<Arc<str>>,
@@ -195,7 +198,7 @@ impl Registry {
                 continue;
             };
             let version = state.bump_version();
-            state.insert(
+            state.put(
                 record.hostname.into(),
                 Host {
                     owner: record.owner.into(),
@@ -289,8 +292,7 @@ impl Registry {
         if !matches!(outcome, Outcome::Heartbeat) {
             state.generation += 1;
         }
-        state.remove(name);
-        state.insert(Arc::clone(name), updated);
+        state.put(Arc::clone(name), updated);
         self.publish_counts(&state);
         drop(state);
         self.record_outcome(outcome);
@@ -317,9 +319,11 @@ impl Registry {
             // A later registration already replaced this change; it stands on its own write.
             return;
         }
-        state.remove(&undo.hostname);
-        if let Some(previous) = undo.previous {
-            state.insert(undo.hostname, previous);
+        match undo.previous {
+            Some(previous) => state.put(undo.hostname, previous),
+            None => {
+                state.remove(&undo.hostname);
+            }
         }
         state.generation += 1;
         self.publish_counts(&state);
@@ -344,7 +348,7 @@ impl Registry {
                     sweep.went_offline.push(name);
                 }
                 HostStatus::Offline => {
-                    state.hosts.remove(&name);
+                    state.remove(&name);
                     state.stale_freshness.remove(&name);
                     sweep
                         .deletions
@@ -398,8 +402,7 @@ impl Registry {
     pub fn hosts_where(&self, filter: impl Fn(&HostView) -> bool) -> Vec<HostView> {
         let state = self.lock();
         state
-            .hosts
-            .iter()
+            .sorted()
             .map(|(name, host)| view(name, host))
             .filter(|host| filter(host))
             .collect()
@@ -450,23 +453,43 @@ impl State {
         }
     }
 
-    /// Adds a host and its deadline entry.
-    fn insert(&mut self, name: Arc<str>, host: Host) {
-        if host.status == HostStatus::Online {
+    /// Adds `host`, or replaces the host of that name, keeping the deadline entry, the online
+    /// count and the name index in step.
+    fn put(&mut self, name: Arc<str>, host: Host) {
+        let (deadline, online) = (host.deadline, host.status == HostStatus::Online);
+        match self.hosts.insert(Arc::clone(&name), host) {
+            Some(old) => {
+                if old.status == HostStatus::Online {
+                    self.online -= 1;
+                }
+                self.deadlines.remove(old.deadline, &name);
+            }
+            None => {
+                self.names.insert(Arc::clone(&name));
+            }
+        }
+        if online {
             self.online += 1;
         }
-        self.deadlines.insert(host.deadline, Arc::clone(&name));
-        self.hosts.insert(name, host);
+        self.deadlines.insert(deadline, name);
     }
 
-    /// Removes a host and its deadline entry.
+    /// Removes a host, its deadline entry and its name.
     fn remove(&mut self, name: &Arc<str>) -> Option<Host> {
         let host = self.hosts.remove(name)?;
+        self.names.remove(name);
         if host.status == HostStatus::Online {
             self.online -= 1;
         }
         self.deadlines.remove(host.deadline, name);
         Some(host)
+    }
+
+    /// Every host in hostname order.
+    fn sorted(&self) -> impl Iterator<Item = (&Arc<str>, &Host)> {
+        self.names
+            .iter()
+            .filter_map(|name| self.hosts.get_key_value(name))
     }
 }
 

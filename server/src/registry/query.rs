@@ -29,7 +29,7 @@ impl Registry {
         let state = self.lock();
         let mut total = 0;
         let mut hosts = Vec::with_capacity(limit.min(1024));
-        let matching = state.hosts.iter().filter(|(name, host)| {
+        let matching = state.sorted().filter(|(name, host)| {
             query.owner.is_none_or(|owner| *host.owner == *owner)
                 && query.status.is_none_or(|status| host.status == status)
                 && query.search.is_none_or(|search| name.contains(search))
