@@ -1,0 +1,85 @@
+//! Criterion benchmarks of the read paths over 10 000 registered hosts: DNS answers (request
+//! bytes in, response bytes out through [`Answerer::answer`], no sockets) and the `/metrics`
+//! text exposition ([`Metrics::encode`]).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use prism_benches::{open_core, register_through_core, runtime};
+use prism_server::dns::{Answerer, Transport};
+use prism_server::{Core, Metrics, SystemClock};
+
+/// Hosts registered before measuring.
+const HOSTS: u32 = 10_000;
+
+fn filled_core() -> Arc<Core> {
+    runtime().block_on(async {
+        let core = open_core(
+            Metrics::new().expect("metrics registry"),
+            Arc::new(SystemClock),
+        )
+        .await;
+        register_through_core(&core, 0..HOSTS).await;
+        core
+    })
+}
+
+fn query(name: &str, query_type: RecordType) -> Vec<u8> {
+    let mut message = Message::new(0x4242, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.queries.push(Query::query(
+        Name::from_ascii(name).expect("query name"),
+        query_type,
+    ));
+    message.edns = Some(Edns::new());
+    message.to_vec().expect("query encodes")
+}
+
+fn dns_answers(c: &mut Criterion) {
+    let answerer = Answerer::new(filled_core()).expect("zone over the registry");
+    let mut group = c.benchmark_group("dns_answer");
+    group.throughput(Throughput::Elements(1));
+    let cases = [
+        (
+            "a_hit",
+            query("host-4242.managed.prism.local.", RecordType::A),
+        ),
+        (
+            "nxdomain",
+            query("nobody.managed.prism.local.", RecordType::A),
+        ),
+        (
+            "nodata_aaaa",
+            query("host-4242.managed.prism.local.", RecordType::AAAA),
+        ),
+        ("apex_soa", query("managed.prism.local.", RecordType::SOA)),
+        ("refused", query("example.com.", RecordType::A)),
+    ];
+    for (label, request) in &cases {
+        assert!(
+            answerer.answer(request, Transport::Udp).is_some(),
+            "{label}: the answerer must reply"
+        );
+        group.bench_function(*label, |b| {
+            b.iter(|| answerer.answer(black_box(request), Transport::Udp));
+        });
+    }
+    group.finish();
+}
+
+fn metrics_encoding(c: &mut Criterion) {
+    let core = filled_core();
+    let page = core.metrics.encode().expect("metrics encode");
+    let mut group = c.benchmark_group("metrics");
+    group.throughput(Throughput::Bytes(page.len() as u64));
+    group.bench_function("encode_with_10k_hosts", |b| {
+        b.iter(|| core.metrics.encode());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, dns_answers, metrics_encoding);
+criterion_main!(benches);
