@@ -1,9 +1,11 @@
 //! Helpers that let the rules-tests check Prism's monitoring files: repository paths, the external tools (promtool, amtool), YAML loading.
 //!
 //! The checks themselves live in [`coverage`] (every alert has its three promtool cases)
-//! and [`metric_names`] (rules and dashboard only name metrics the server exports).
+//! and [`metric_names`] (rules and dashboard only name metrics the server exports); [`live`]
+//! holds the process plumbing of the live end-to-end alert test (`tests/live_alerts.rs`).
 
 pub mod coverage;
+pub mod live;
 pub mod metric_names;
 
 use std::path::{Path, PathBuf};
