@@ -81,5 +81,37 @@ fn metrics_encoding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dns_answers, metrics_encoding);
+/// The metric updates one heartbeat makes (Core::handle_frame and Registry): the message
+/// counter and duration, the update counter and the three host gauges. Against
+/// `handle_frame/heartbeat` this bounds what metrics cost per heartbeat, since the server has
+/// no switch to turn them off.
+fn metrics_per_heartbeat(c: &mut Criterion) {
+    let metrics = Metrics::new().expect("metrics registry");
+    let mut group = c.benchmark_group("metrics");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("record_one_heartbeat", |b| {
+        b.iter(|| {
+            metrics
+                .messages_processed
+                .with_label_values(&["registration", "success"])
+                .inc();
+            metrics
+                .message_duration
+                .with_label_values(&["registration"])
+                .observe(black_box(0.000_05));
+            metrics.host_updates.with_label_values(&["heartbeat"]).inc();
+            metrics.registered_hosts.set(black_box(10_000));
+            metrics.online_hosts.set(black_box(9_000));
+            metrics.offline_hosts.set(black_box(1_000));
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    dns_answers,
+    metrics_encoding,
+    metrics_per_heartbeat
+);
 criterion_main!(benches);
