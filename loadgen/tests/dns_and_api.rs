@@ -42,10 +42,7 @@ fn dns_over_udp_reaches_200_per_second_with_hits_and_misses_answered_correctly()
         "--duration",
         "3s",
     ]);
-    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    let summary = &run.report().workloads[0].summary;
-    assert_rate_within_5_percent(summary.achieved_rate, 200.0);
-    assert_eq!(summary.errors, 0, "errors: {:?}", summary.errors_by_kind);
+    let summary = run.assert_clean(200.0);
     assert_eq!(summary.dropped, 0);
 }
 
@@ -112,10 +109,7 @@ fn api_health_reaches_200_per_second_without_errors() {
         "--duration",
         "3s",
     ]);
-    assert_eq!(run.code, Some(0), "stderr: {}", run.stderr);
-    let summary = &run.report().workloads[0].summary;
-    assert_rate_within_5_percent(summary.achieved_rate, 200.0);
-    assert_eq!(summary.errors, 0, "errors: {:?}", summary.errors_by_kind);
+    run.assert_clean(200.0);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use prism_loadgen::report::Report;
+use prism_loadgen::report::{Report, Summary};
 use prism_server::config::AuthMode;
 use prism_server::store::SqliteStore;
 use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve, tokens};
@@ -140,6 +140,16 @@ impl Run {
                 self.code, self.stdout, self.stderr
             )
         })
+    }
+
+    /// Asserts a clean single-workload run: exit 0, the achieved rate within 5 % of
+    /// `target_rate`, no errors. Returns the summary for further checks.
+    pub fn assert_clean(&self, target_rate: f64) -> &Summary {
+        assert_eq!(self.code, Some(0), "stderr: {}", self.stderr);
+        let summary = &self.report().workloads[0].summary;
+        assert_rate_within_5_percent(summary.achieved_rate, target_rate);
+        assert_eq!(summary.errors, 0, "errors: {:?}", summary.errors_by_kind);
+        summary
     }
 }
 
