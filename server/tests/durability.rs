@@ -83,18 +83,21 @@ fn cli(database: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf8")
 }
 
+/// Creates a token for `owner` with the CLI and returns it.
+fn create_token(database: &Path, owner: &str) -> String {
+    cli(database, &["token", "create", "--owner", owner])
+        .trim()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn sigkill_after_acknowledged_burst_loses_no_host_and_no_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let database = dir.path().join("prism.db");
-    let token = cli(&database, &["token", "create", "--owner", "fleet"])
-        .trim()
-        .to_owned();
+    let token = create_token(&database, "fleet");
     let server = ServerProcess::start(&database);
 
-    let late_token = cli(&database, &["token", "create", "--owner", "late"])
-        .trim()
-        .to_owned();
+    let late_token = create_token(&database, "late");
     let mut workers = Vec::new();
     for worker in 0..4 {
         let (addr, token) = (server.addr, token.clone());
@@ -163,9 +166,7 @@ async fn sigkill_after_acknowledged_burst_loses_no_host_and_no_token() {
 async fn sigterm_flushes_heartbeat_freshness_and_exits_promptly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let database = dir.path().join("prism.db");
-    let token = cli(&database, &["token", "create", "--owner", "ops"])
-        .trim()
-        .to_owned();
+    let token = create_token(&database, "ops");
     let mut server = ServerProcess::start(&database);
     let mut client = Client::connect(server.addr).await;
     assert_eq!(

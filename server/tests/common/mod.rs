@@ -6,6 +6,10 @@
 #[path = "../support/serve_task.rs"]
 mod serve_task;
 pub use serve_task::ServeTask;
+#[path = "../support/wire.rs"]
+mod wire;
+#[allow(unused_imports)]
+pub use wire::{frame, registration};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,30 +79,6 @@ pub fn open_config() -> Config {
     config.auth.mode = AuthMode::Open;
     config.rate_limit.registrations_per_minute = 0;
     config
-}
-
-/// A registration payload in the compact form.
-pub fn registration(hostname: &str, token: Option<&str>) -> Vec<u8> {
-    let mut message = serde_json::json!({
-        "version": "1.0",
-        "type": "registration",
-        "timestamp": "2026-11-26T10:00:00",
-        "hostname": hostname,
-    });
-    if let Some(token) = token {
-        message["auth_token"] = token.into();
-    }
-    serde_json::to_vec(&message).expect("json")
-}
-
-/// `payload` with its 4-byte big-endian length prefix.
-pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut framed = u32::try_from(payload.len())
-        .expect("test frames are small")
-        .to_be_bytes()
-        .to_vec();
-    framed.extend_from_slice(payload);
-    framed
 }
 
 /// A protocol client over one connection.

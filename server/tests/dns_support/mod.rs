@@ -7,6 +7,8 @@
 #[path = "../support/serve_task.rs"]
 mod serve_task;
 pub use serve_task::ServeTask;
+#[path = "../support/wire.rs"]
+mod wire;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -88,18 +90,7 @@ impl DnsServer {
             .await
             .expect("connect in time")
             .expect("connect to the registration port");
-        let payload = serde_json::to_vec(&serde_json::json!({
-            "version": "1.0",
-            "type": "registration",
-            "timestamp": "2026-11-26T10:00:00Z",
-            "hostname": hostname,
-        }))
-        .expect("json");
-        let mut framed = u32::try_from(payload.len())
-            .expect("small frame")
-            .to_be_bytes()
-            .to_vec();
-        framed.extend_from_slice(&payload);
+        let framed = wire::registration_frame(hostname, None);
         stream.write_all(&framed).await.expect("send registration");
         let mut header = [0_u8; 4];
         tokio::time::timeout(IO_TIMEOUT, stream.read_exact(&mut header))

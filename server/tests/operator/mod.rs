@@ -7,6 +7,10 @@
 #[path = "../support/serve_task.rs"]
 mod serve_task;
 pub use serve_task::ServeTask;
+#[path = "../support/wire.rs"]
+mod wire;
+#[allow(unused_imports)]
+pub use wire::{frame, registration_frame};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -129,30 +133,6 @@ pub async fn token(store: &dyn Store, owner: &str, admin: bool) -> String {
         .await
         .expect("token")
         .1
-}
-
-/// A registration frame.
-pub fn registration_frame(hostname: &str, token: Option<&str>) -> Vec<u8> {
-    let mut message = serde_json::json!({
-        "version": "1.0",
-        "type": "registration",
-        "timestamp": "2026-11-26T10:00:00",
-        "hostname": hostname,
-    });
-    if let Some(token) = token {
-        message["auth_token"] = token.into();
-    }
-    frame(&serde_json::to_vec(&message).expect("json"))
-}
-
-/// `payload` with its 4-byte length prefix.
-pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut framed = u32::try_from(payload.len())
-        .expect("small")
-        .to_be_bytes()
-        .to_vec();
-    framed.extend_from_slice(payload);
-    framed
 }
 
 /// Connects to `server`, from `local` when given (e.g. 127.0.0.2 to appear as another host).
