@@ -3,29 +3,16 @@
 //! text exposition ([`Metrics::encode`]).
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
-use prism_benches::{open_core, register_through_core, runtime};
+use prism_benches::filled_core;
+use prism_server::Metrics;
 use prism_server::dns::{Answerer, Transport};
-use prism_server::{Core, Metrics, SystemClock};
 
 /// Hosts registered before measuring.
 const HOSTS: u32 = 10_000;
-
-fn filled_core() -> Arc<Core> {
-    runtime().block_on(async {
-        let core = open_core(
-            Metrics::new().expect("metrics registry"),
-            Arc::new(SystemClock),
-        )
-        .await;
-        register_through_core(&core, 0..HOSTS).await;
-        core
-    })
-}
 
 fn query(name: &str, query_type: RecordType) -> Vec<u8> {
     let mut message = Message::new(0x4242, MessageType::Query, OpCode::Query);
@@ -39,7 +26,7 @@ fn query(name: &str, query_type: RecordType) -> Vec<u8> {
 }
 
 fn dns_answers(c: &mut Criterion) {
-    let answerer = Answerer::new(filled_core()).expect("zone over the registry");
+    let answerer = Answerer::new(filled_core(HOSTS)).expect("zone over the registry");
     let mut group = c.benchmark_group("dns_answer");
     group.throughput(Throughput::Elements(1));
     let cases = [
@@ -71,7 +58,7 @@ fn dns_answers(c: &mut Criterion) {
 }
 
 fn metrics_encoding(c: &mut Criterion) {
-    let core = filled_core();
+    let core = filled_core(HOSTS);
     let page = core.metrics.encode().expect("metrics encode");
     let mut group = c.benchmark_group("metrics");
     group.throughput(Throughput::Bytes(page.len() as u64));

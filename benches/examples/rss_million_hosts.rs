@@ -5,11 +5,9 @@
 //! The in-memory store keeps its own copy of every host record, so the figure is an upper
 //! bound for the registry (the production SQLite store keeps its records on disk).
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use prism_benches::{open_core, register_through_core, runtime};
-use prism_server::{Metrics, SystemClock};
+use prism_benches::filled_core;
 
 /// Hosts registered.
 const HOSTS: u32 = 1_000_000;
@@ -33,15 +31,7 @@ fn mib(kib: Option<u64>) -> String {
 fn main() {
     let before = status_kib("VmRSS");
     let started = Instant::now();
-    let core = runtime().block_on(async {
-        let core = open_core(
-            Metrics::new().expect("metrics registry"),
-            Arc::new(SystemClock),
-        )
-        .await;
-        register_through_core(&core, 0..HOSTS).await;
-        core
-    });
+    let core = filled_core(HOSTS);
     let elapsed = started.elapsed();
     let counts = core.registry.counts();
     println!("registered hosts:   {}", counts.registered);

@@ -13,7 +13,7 @@ use prism_server::config::{AuthMode, HeartbeatSection};
 use prism_server::protocol::{Hostname, Status};
 use prism_server::registry::Registry;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Clock, Config, Core, Metrics};
+use prism_server::{Clock, Config, Core, Metrics, SystemClock};
 use tokio::time::Instant;
 
 /// A clock that only moves when told to, in both directions.
@@ -126,6 +126,19 @@ pub async fn register_through_core(core: &Core, range: std::ops::Range<u32>) {
             reply.response
         );
     }
+}
+
+/// A core with hosts `0..hosts` registered through the frame path, on the system clock.
+pub fn filled_core(hosts: u32) -> Arc<Core> {
+    runtime().block_on(async {
+        let core = open_core(
+            Metrics::new().expect("metrics registry"),
+            Arc::new(SystemClock),
+        )
+        .await;
+        register_through_core(&core, 0..hosts).await;
+        core
+    })
 }
 
 /// A registry over an in-memory store, with the default heartbeat settings.
