@@ -85,44 +85,39 @@ fn scenario(name: &str) -> &'static Scenario {
         .unwrap_or_else(|| panic!("no scenario {name}"))
 }
 
-#[test]
-fn steady_state() {
-    run_scenario(scenario("steady_state"));
+/// One test per scenario, named after it, plus the list of names they cover.
+macro_rules! scenario_tests {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                run_scenario(scenario(stringify!($name)));
+            }
+        )+
+        const TESTED_SCENARIOS: &[&str] = &[$(stringify!($name)),+];
+    };
 }
 
-#[test]
-fn partition_half_the_hosts() {
-    run_scenario(scenario("partition_half_the_hosts"));
-}
+scenario_tests!(
+    steady_state,
+    partition_half_the_hosts,
+    fleet_loses_the_server,
+    server_crashes_mid_burst,
+    flapping_hosts,
+    invalid_traffic,
+    connection_storm,
+    quiet_day,
+);
 
 #[test]
-fn fleet_loses_the_server() {
-    run_scenario(scenario("fleet_loses_the_server"));
-}
-
-#[test]
-fn server_crashes_mid_burst() {
-    run_scenario(scenario("server_crashes_mid_burst"));
-}
-
-#[test]
-fn flapping_hosts() {
-    run_scenario(scenario("flapping_hosts"));
-}
-
-#[test]
-fn invalid_traffic() {
-    run_scenario(scenario("invalid_traffic"));
-}
-
-#[test]
-fn connection_storm() {
-    run_scenario(scenario("connection_storm"));
-}
-
-#[test]
-fn quiet_day() {
-    run_scenario(scenario("quiet_day"));
+fn every_scenario_has_a_test() {
+    for scenario in &scenarios::ALL {
+        assert!(
+            TESTED_SCENARIOS.contains(&scenario.name),
+            "scenario {} has no test in scenario_tests!",
+            scenario.name
+        );
+    }
 }
 
 #[test]
