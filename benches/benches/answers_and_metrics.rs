@@ -7,9 +7,9 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
-use prism_benches::filled_core;
+use prism_benches::filled_node;
 use prism_server::Metrics;
-use prism_server::dns::{Answerer, Transport};
+use prism_server::core::dns::Transport;
 
 /// Hosts registered before measuring.
 const HOSTS: u32 = 10_000;
@@ -26,7 +26,9 @@ fn query(name: &str, query_type: RecordType) -> Vec<u8> {
 }
 
 fn dns_answers(c: &mut Criterion) {
-    let answerer = Answerer::new(filled_core(HOSTS)).expect("zone over the registry");
+    let answerer = filled_node(HOSTS)
+        .answerer()
+        .expect("zone over the registry");
     let mut group = c.benchmark_group("dns_answer");
     group.throughput(Throughput::Elements(1));
     let cases = [
@@ -58,12 +60,12 @@ fn dns_answers(c: &mut Criterion) {
 }
 
 fn metrics_encoding(c: &mut Criterion) {
-    let core = filled_core(HOSTS);
-    let page = core.metrics.encode().expect("metrics encode");
+    let node = filled_node(HOSTS);
+    let page = node.metrics().encode().expect("metrics encode");
     let mut group = c.benchmark_group("metrics");
     group.throughput(Throughput::Bytes(page.len() as u64));
     group.bench_function("encode_with_10k_hosts", |b| {
-        b.iter(|| core.metrics.encode());
+        b.iter(|| node.metrics().encode());
     });
     group.finish();
 }

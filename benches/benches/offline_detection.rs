@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prism_benches::{ManualClock, register_on_registry, registry, runtime};
 use prism_server::Clock;
-use prism_server::registry::Registry;
+use prism_server::core::registry::Registry;
 
 /// Hosts that go offline in each sweep.
 const EXPIRING: u32 = 10_000;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prism_benches::{
-    host_address, host_name, open_core, register_through_core, registration_payload, runtime,
+    host_address, host_name, open_node, register_through_core, registration_payload, runtime,
 };
-use prism_server::protocol::frame::{FrameDecoder, encode};
-use prism_server::protocol::{Request, Status};
+use prism_server::core::protocol::frame::{FrameDecoder, encode};
+use prism_server::core::protocol::{Request, Status};
 use prism_server::{Metrics, SystemClock};
 
 /// Hosts that heartbeat in the heartbeat benchmark, cycled in order.
@@ -47,11 +47,12 @@ fn framing(c: &mut Criterion) {
 fn registration(c: &mut Criterion) {
     let rt = runtime();
     let core = rt.block_on(async {
-        let core = open_core(
+        let core = open_node(
             Metrics::new().expect("metrics registry"),
             Arc::new(SystemClock),
         )
-        .await;
+        .await
+        .frames();
         register_through_core(&core, 0..HEARTBEATING_HOSTS).await;
         core
     });

@@ -1,4 +1,4 @@
-//! Registers 1 000 000 hosts through the full frame path into a core over the in-memory store
+//! Registers 1 000 000 hosts through the full frame path into a node over the in-memory store
 //! and prints the process's resident memory (`VmRSS`/`VmHWM` from `/proc/self/status`) before
 //! and after. Run with `cargo run --release -p prism-benches --example rss_million_hosts`.
 //!
@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use prism_benches::filled_core;
+use prism_benches::filled_node;
 
 /// Hosts registered.
 const HOSTS: u32 = 1_000_000;
@@ -31,9 +31,9 @@ fn mib(kib: Option<u64>) -> String {
 fn main() {
     let before = status_kib("VmRSS");
     let started = Instant::now();
-    let core = filled_core(HOSTS);
+    let node = filled_node(HOSTS);
     let elapsed = started.elapsed();
-    let counts = core.registry.counts();
+    let counts = node.registry().counts();
     println!("registered hosts:   {}", counts.registered);
     println!("registration time:  {elapsed:.2?}");
     println!("VmRSS before:       {}", mib(before));

@@ -1,5 +1,5 @@
 //! Shared fixtures for Prism's benchmarks: a hand-driven clock, registration payloads and
-//! cores/registries filled with many hosts, all over the in-memory store and open auth.
+//! nodes/registries filled with many hosts, all over the in-memory store and open auth.
 //!
 //! The benchmarks live in `benches/` (run them with `cargo bench -p prism-benches`); the
 //! memory measurement with 1 000 000 hosts is `examples/rss_million_hosts.rs`.
@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use prism_server::config::{AuthMode, HeartbeatSection};
-use prism_server::protocol::{Hostname, Status};
-use prism_server::registry::Registry;
+use prism_server::core::protocol::{Hostname, Status};
+use prism_server::core::registry::Registry;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Clock, Config, Core, Metrics, SystemClock};
+use prism_server::{Clock, Config, Core, Metrics, Node, SystemClock};
 use tokio::time::Instant;
 
 /// A clock that only moves when told to, in both directions.
@@ -96,19 +96,19 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|err| panic!("cannot build a tokio runtime: {err}"))
 }
 
-/// A core over an empty in-memory store with open auth and no rate limit.
-pub async fn open_core(metrics: Metrics, clock: Arc<dyn Clock>) -> Arc<Core> {
+/// A node over an empty in-memory store with open auth and no rate limit.
+pub async fn open_node(metrics: Metrics, clock: Arc<dyn Clock>) -> Arc<Node> {
     let mut config = Config::default();
     config.auth.mode = AuthMode::Open;
     config.rate_limit.registrations_per_minute = 0;
-    Core::start(
+    Node::start(
         config,
         Arc::new(MemoryStore::new()) as Arc<dyn Store>,
         clock,
         metrics,
     )
     .await
-    .unwrap_or_else(|err| panic!("the core does not start over an empty store: {err}"))
+    .unwrap_or_else(|err| panic!("the node does not start over an empty store: {err}"))
 }
 
 /// Registers hosts `range` through the full frame path ([`Core::handle_frame`]), panicking on
@@ -128,16 +128,16 @@ pub async fn register_through_core(core: &Core, range: std::ops::Range<u32>) {
     }
 }
 
-/// A core with hosts `0..hosts` registered through the frame path, on the system clock.
-pub fn filled_core(hosts: u32) -> Arc<Core> {
+/// A node with hosts `0..hosts` registered through the frame path, on the system clock.
+pub fn filled_node(hosts: u32) -> Arc<Node> {
     runtime().block_on(async {
-        let core = open_core(
+        let node = open_node(
             Metrics::new().expect("metrics registry"),
             Arc::new(SystemClock),
         )
         .await;
-        register_through_core(&core, 0..hosts).await;
-        core
+        register_through_core(&node.frames(), 0..hosts).await;
+        node
     })
 }
 

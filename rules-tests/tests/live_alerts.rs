@@ -21,7 +21,7 @@ use prism_rules_tests::live::{
 use prism_rules_tests::{alert_rules_path, load_yaml};
 use prism_server::config::AuthMode;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve};
+use prism_server::{Config, Listeners, Metrics, Node, SystemClock, serve};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -64,7 +64,7 @@ impl PrismServer {
         config.rate_limit.registrations_per_minute = 0;
         config.server.idle_timeout_secs = 600;
         config.server.shutdown_grace_secs = 1;
-        let core = Core::start(
+        let core = Node::start(
             config,
             Arc::new(MemoryStore::new()) as Arc<dyn Store>,
             Arc::new(SystemClock),

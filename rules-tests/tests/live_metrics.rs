@@ -6,7 +6,7 @@ use std::sync::Arc;
 use prism_rules_tests::metric_names::{load_exported_metrics, missing_from_exposition};
 use prism_server::config::AuthMode;
 use prism_server::store::{SqliteStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve};
+use prism_server::{Config, Listeners, Metrics, Node, SystemClock, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -44,7 +44,7 @@ async fn every_name_the_monitoring_uses_is_on_a_live_metrics_page() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("prism.db"), Some(metrics.clone()))
         .expect("open the SQLite store");
-    let core = Core::start(
+    let core = Node::start(
         config,
         Arc::new(store) as Arc<dyn Store>,
         Arc::new(SystemClock),

@@ -1,30 +1,23 @@
 //! Prism: a managed dynamic-DNS server.
 //!
 //! Hosts register and heartbeat over a length-prefixed JSON protocol; the server tracks them
-//! online/offline and stores them durably. The core ([`core::Core`]) is sans-IO; the TCP shell
-//! ([`server::serve`]) takes already-bound listeners, so tests and simulators supply their own.
+//! online/offline, stores them durably and answers DNS for them. The crate is split the way
+//! the server is built:
+//!
+//! - [`core`]: the sans-IO heart — frame handling, the host registry, tokens, rate limiting,
+//!   the clock, the DNS zone and answerer, metrics. No sockets; time comes from a [`Clock`].
+//! - [`shell`]: the IO shells around it — the registration listener and connections, HTTP
+//!   sniffing, the DNS sockets, the REST API, and the socket traits they are written against,
+//!   so tests and the simulator hand in their own sockets.
+//! - [`config`]: configuration types, loading from file/environment/flags, validation, the
+//!   live (reloadable) configuration and SIGHUP reloads.
+//! - [`store`]: durable storage behind one trait (SQLite, and an in-memory store for tests).
 
-pub mod api;
-pub mod auth;
-pub mod clock;
 pub mod config;
-pub mod config_loader;
-pub mod connection;
 pub mod core;
-pub mod dns;
-pub mod http_sniff;
-pub mod metrics;
-pub mod net;
-pub mod protocol;
-pub mod ratelimit;
-pub mod registry;
-pub mod reload;
-pub mod server;
+pub mod shell;
 pub mod store;
-pub mod tokens;
 
-pub use crate::clock::{Clock, SystemClock, TokioClock};
 pub use crate::config::Config;
-pub use crate::core::Core;
-pub use crate::metrics::Metrics;
-pub use crate::server::{Listeners, serve};
+pub use crate::core::{Clock, Core, Metrics, Node, SystemClock, TokioClock};
+pub use crate::shell::{Listeners, serve};

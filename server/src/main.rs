@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use prism_server::config_loader::{ConfigSources, key_table};
-use prism_server::reload::{LogFilterSetter, Reloader};
+use prism_server::config::loader::key_table;
+use prism_server::config::reload::{LogFilterSetter, Reloader};
+use prism_server::config::{ConfigSources, LiveConfig};
+use prism_server::core::tokens;
+use prism_server::shell::dns;
 use prism_server::store::{SqliteStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve, tokens};
+use prism_server::{Config, Listeners, Metrics, Node, SystemClock, serve};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
@@ -237,11 +240,11 @@ async fn run_server(
         .await
         .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
     let api_bound = api_listener.local_addr()?;
-    let dns = if config.dns.enabled {
-        // Refuse to start with an invalid zone rather than run without DNS.
-        prism_server::dns::Zone::from_config(&config.dns, 0)?;
+    let mut listeners = Listeners::new(listener);
+    listeners.api = Some(api_listener);
+    let dns_bound = if config.dns.enabled {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let dns = prism_server::dns::bind(
+        let sockets = dns::bind(
             config.server.host,
             config.dns.port,
             cores,
@@ -254,13 +257,24 @@ async fn run_server(
                 SocketAddr::new(config.server.host, config.dns.port)
             )
         })?;
-        Some(dns)
+        listeners.dns_udp = sockets.udp;
+        listeners.dns_tcp = Some(sockets.tcp);
+        Some(sockets.local_addr)
     } else {
         None
     };
-    let core = Core::start(config, Arc::new(store), Arc::new(SystemClock), metrics).await?;
+    let database = config.database.path.display().to_string();
+    let live = LiveConfig::new(config);
+    let clock = Arc::new(SystemClock);
+    let node = Node::start(
+        live.clone(),
+        Arc::new(store),
+        clock.clone(),
+        metrics.clone(),
+    )
+    .await?;
     let stop_reload = CancellationToken::new();
-    let reloader = Reloader::new(Arc::clone(&core), sources, set_log_filter);
+    let reloader = Reloader::new(live, sources, metrics, clock, set_log_filter);
     let reload_task = tokio::spawn(
         reloader
             .watch_sighup(stop_reload.clone())
@@ -273,23 +287,11 @@ async fn run_server(
     announce(format_args!(
         "prism-server serving the REST API on {api_bound}"
     ));
-    tracing::info!(%bound, %api_bound, database = %core.config.database.path.display(), "prism-server started");
-    let mut listeners = Listeners::new(listener);
-    listeners.api = Some(api_listener);
-    let grace = core.config.server.shutdown_grace();
-    let dns = match dns {
-        Some(dns) => {
-            let address = dns.local_addr;
-            let service = prism_server::dns::serve::DedicatedDns::start(&core, dns)?;
-            announce(format_args!("prism-server answering DNS on {address}"));
-            Some(service)
-        }
-        None => None,
-    };
-    serve(core, listeners, shutdown_signal()).await;
-    if let Some(dns) = dns {
-        dns.shutdown(grace).await;
+    if let Some(address) = dns_bound {
+        announce(format_args!("prism-server answering DNS on {address}"));
     }
+    tracing::info!(%bound, %api_bound, %database, "prism-server started");
+    serve(node, listeners, shutdown_signal()).await;
     stop_reload.cancel();
     let _ = reload_task.await;
     Ok(())

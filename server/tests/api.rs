@@ -317,7 +317,7 @@ async fn status_filter_separates_online_from_offline_hosts() {
     for _ in 0..40 {
         register(server.tcp, LOCAL, "stay-01", token).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if server.core.registry.counts().offline == 1 {
+        if server.core.registry().counts().offline == 1 {
             offline = true;
             break;
         }
@@ -402,7 +402,7 @@ async fn revoked_tokens_are_refused_after_the_cache_refresh() {
     let (status, _) = server.get_json("/api/hosts", Some(&alice)).await;
     assert_eq!(status, 200);
     let id = store.list_tokens().wait().await.expect("tokens")[0].id;
-    prism_server::tokens::revoke(&store, id, std::time::SystemTime::now())
+    prism_server::core::tokens::revoke(&store, id, std::time::SystemTime::now())
         .await
         .expect("revoke");
     let mut refused = false;

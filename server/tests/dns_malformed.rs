@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use dns_support::{DnsServer, IO_TIMEOUT, name, open_config};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::RecordType;
-use prism_server::dns::{Answerer, Transport};
+use prism_server::core::dns::{Answerer, Transport};
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Core, Metrics, SystemClock};
+use prism_server::{Metrics, Node, SystemClock};
 use proptest::prelude::*;
 use tokio::net::UdpSocket;
 
@@ -70,8 +70,8 @@ fn missing_answer_record() -> Vec<u8> {
     bytes
 }
 
-async fn start_core() -> Arc<Core> {
-    Core::start(
+async fn start_core() -> Arc<Node> {
+    Node::start(
         open_config(),
         Arc::new(MemoryStore::new()) as Arc<dyn Store>,
         Arc::new(SystemClock),
@@ -82,7 +82,10 @@ async fn start_core() -> Arc<Core> {
 }
 
 async fn answerer() -> Answerer {
-    Answerer::new(start_core().await).expect("default zone is valid")
+    start_core()
+        .await
+        .answerer()
+        .expect("default zone is valid")
 }
 
 /// One answerer shared by every property-test case.
@@ -122,7 +125,7 @@ async fn messages_shorter_than_a_header_are_dropped() {
 #[tokio::test]
 async fn malformed_queries_with_a_readable_header_get_formerr() {
     let core = start_core().await;
-    let answerer = Answerer::new(Arc::clone(&core)).expect("default zone is valid");
+    let answerer = core.answerer().expect("default zone is valid");
     for (what, bytes) in malformed_with_header() {
         let response = answerer
             .answer(&bytes, Transport::Udp)
@@ -142,7 +145,7 @@ async fn malformed_queries_with_a_readable_header_get_formerr() {
         );
     }
     let formerr_without_question = core
-        .metrics
+        .metrics()
         .dns_queries
         .with_label_values(&["NONE", "FORMERR"])
         .get();

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use prism_server::config::DnsSection;
-use prism_server::dns::{Zone, ZoneView};
-use prism_server::registry::{HostStatus, HostView};
+use prism_server::core::dns::{Zone, ZoneView};
+use prism_server::core::registry::{HostStatus, HostView};
 
 /// Hosts by lowercase name, and a fixed generation.
 struct Hosts(HashMap<&'static str, (IpAddr, HostStatus)>);

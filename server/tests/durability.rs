@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Client, registration};
-use prism_server::protocol::Status;
+use prism_server::core::protocol::Status;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
 
@@ -213,7 +213,7 @@ async fn sigterm_flushes_heartbeat_freshness_and_exits_promptly() {
             |row| row.get(0),
         )
         .expect("host stored");
-    let heartbeat_ms = prism_server::clock::unix_millis(heartbeat_sent);
+    let heartbeat_ms = prism_server::core::clock::unix_millis(heartbeat_sent);
     assert!(
         last_seen_ms >= heartbeat_ms,
         "the heartbeat's freshness ({heartbeat_ms}) was flushed at shutdown; stored {last_seen_ms}"

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use prism_server::config::AuthMode;
-use prism_server::protocol::{Response, Status};
-use prism_server::registry::HostStatus;
+use prism_server::core::protocol::{Response, Status};
+use prism_server::core::registry::HostStatus;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Config, Core, Metrics, TokioClock};
+use prism_server::{Config, Metrics, Node, TokioClock};
 use tokio_util::sync::CancellationToken;
 
 /// Offline deadline with the default heartbeat settings (60 s × 2 + 30 s).
 const OFFLINE_AFTER: Duration = Duration::from_secs(150);
 
 struct Harness {
-    core: Arc<Core>,
+    core: Arc<Node>,
     store: MemoryStore,
     stop: CancellationToken,
 }
@@ -28,7 +28,7 @@ impl Harness {
     }
 
     async fn start_with_clock(config: Config, store: MemoryStore, clock: TokioClock) -> Self {
-        let core = Core::start(
+        let core = Node::start(
             config,
             Arc::new(store.clone()) as Arc<dyn Store>,
             Arc::new(clock),
@@ -53,11 +53,15 @@ impl Harness {
         }))
         .expect("json");
         let peer: IpAddr = from.parse().expect("address");
-        self.core.handle_frame(&payload, peer).await.response
+        self.core
+            .frames()
+            .handle_frame(&payload, peer)
+            .await
+            .response
     }
 
     fn status(&self, hostname: &str) -> Option<HostStatus> {
-        self.core.registry.get(hostname).map(|host| host.status)
+        self.core.registry().get(hostname).map(|host| host.status)
     }
 }
 
@@ -91,7 +95,7 @@ async fn host_goes_offline_within_one_second_of_its_deadline() {
         Some(HostStatus::Offline),
         "offline no later than deadline + 1 s"
     );
-    let metrics = &harness.core.metrics;
+    let metrics = &harness.core.metrics();
     assert_eq!(metrics.heartbeat_timeouts.get(), 1);
     assert_eq!(metrics.offline_hosts.get(), 1);
     assert_eq!(metrics.online_hosts.get(), 0);
@@ -111,7 +115,7 @@ async fn heartbeats_push_the_deadline_back() {
         Some(HostStatus::Online),
         "300 s of heartbeats"
     );
-    let host = harness.core.registry.get("web-01").expect("host");
+    let host = harness.core.registry().get("web-01").expect("host");
     assert_eq!(
         host.last_seen
             .duration_since(host.first_seen)
@@ -141,7 +145,7 @@ async fn offline_host_reconnects_with_its_new_address() {
         "192.0.2.9",
         "move is durable"
     );
-    let updates = &harness.core.metrics.host_updates;
+    let updates = &harness.core.metrics().host_updates;
     assert_eq!(updates.with_label_values(&["reconnection"]).get(), 1);
 }
 
@@ -166,7 +170,7 @@ async fn moves_between_addresses_v4_and_v6_are_reported_and_stored() {
     assert_eq!(
         harness
             .core
-            .metrics
+            .metrics()
             .host_updates
             .with_label_values(&["ip_change"])
             .get(),
@@ -204,7 +208,7 @@ async fn offline_hosts_are_deleted_after_cleanup_after_days() {
         .map(|h| h.hostname)
         .collect();
     assert_eq!(stored, ["keep-01"], "deleted from the store too");
-    assert_eq!(harness.core.metrics.registered_hosts.get(), 1);
+    assert_eq!(harness.core.metrics().registered_hosts.get(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -216,8 +220,8 @@ async fn hostnames_are_case_insensitive() {
         again.message.contains("Heartbeat accepted for 'web-01'"),
         "{again:?}"
     );
-    assert_eq!(harness.core.registry.counts().registered, 1);
-    assert!(harness.core.registry.get("wEb-01").is_some());
+    assert_eq!(harness.core.registry().counts().registered, 1);
+    assert!(harness.core.registry().get("wEb-01").is_some());
 }
 
 #[tokio::test(start_paused = true)]
@@ -273,7 +277,7 @@ async fn failed_durable_write_reverts_the_registration() {
     assert_eq!(
         harness
             .core
-            .metrics
+            .metrics()
             .host_registrations
             .with_label_values(&["failed"])
             .get(),
@@ -284,11 +288,11 @@ async fn failed_durable_write_reverts_the_registration() {
 #[tokio::test(start_paused = true)]
 async fn ownership_is_kept_by_the_first_owner() {
     let store = MemoryStore::new();
-    let alice = prism_server::tokens::create(&store, "alice", false, SystemTime::UNIX_EPOCH)
+    let alice = prism_server::core::tokens::create(&store, "alice", false, SystemTime::UNIX_EPOCH)
         .await
         .expect("token")
         .1;
-    let bob = prism_server::tokens::create(&store, "bob", false, SystemTime::UNIX_EPOCH)
+    let bob = prism_server::core::tokens::create(&store, "bob", false, SystemTime::UNIX_EPOCH)
         .await
         .expect("token")
         .1;
@@ -300,7 +304,8 @@ async fn ownership_is_kept_by_the_first_owner() {
                 "version": "1.0", "type": "registration", "hostname": "db-01", "auth_token": token,
             }))
             .expect("json");
-            core.handle_frame(&payload, from.parse().expect("ip"))
+            core.frames()
+                .handle_frame(&payload, from.parse().expect("ip"))
                 .await
                 .response
         }
@@ -311,7 +316,7 @@ async fn ownership_is_kept_by_the_first_owner() {
     );
     let refused = register(bob, "192.0.2.66").await;
     assert_eq!(refused.status, Status::Error);
-    let host = harness.core.registry.get("db-01").expect("host");
+    let host = harness.core.registry().get("db-01").expect("host");
     assert_eq!(
         (&*host.owner, host.address.to_string().as_str()),
         ("alice", "192.0.2.1")

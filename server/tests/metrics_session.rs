@@ -90,7 +90,7 @@ impl Heartbeater {
 /// only sees the connections a step opens itself.
 async fn wait_until_idle(server: &OperatorServer) {
     for _ in 0..100 {
-        if server.core.metrics.tcp_active_connections.get() == 0 {
+        if server.core.metrics().tcp_active_connections.get() == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -192,7 +192,7 @@ async fn scripted_session_moves_every_metric_and_promtool_accepts_both_ports() {
         Heartbeater::connect(&server, None, "web-01", &alice).await,
         Heartbeater::connect(&server, Some(OTHER_HOST), "db-01", &alice).await,
     ];
-    let offline = || core.registry.counts().offline == 1;
+    let offline = || core.registry().counts().offline == 1;
     assert!(
         heartbeat_until(&mut others, offline).await,
         "tmp-01 went offline"
@@ -267,7 +267,7 @@ async fn scripted_session_moves_every_metric_and_promtool_accepts_both_ports() {
         host.beat().await;
     }
     let text = server.scrape().await;
-    let counts = core.registry.counts();
+    let counts = core.registry().counts();
 
     for name in SPEC_METRICS {
         assert!(

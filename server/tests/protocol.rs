@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, TestServer, frame, open_config, registration};
-use prism_server::protocol::Status;
+use prism_server::core::protocol::Status;
 use prism_server::store::MemoryStore;
 
 #[tokio::test]
@@ -20,7 +20,11 @@ async fn accepts_both_wire_forms_of_deployed_clients() {
     let second = client.call(spaced).await;
     assert_eq!(second.status, Status::Success, "{second:?}");
     assert!(second.message.contains("Heartbeat"), "{second:?}");
-    let host = server.core.registry.get("web-01").expect("host registered");
+    let host = server
+        .core
+        .registry()
+        .get("web-01")
+        .expect("host registered");
     assert_eq!(
         host.address.to_string(),
         "127.0.0.1",
@@ -57,7 +61,7 @@ async fn answers_100_pipelined_frames_on_one_connection_in_order() {
             assert!(response.message.contains("'_'"), "frame {i}: {response:?}");
         }
     }
-    assert_eq!(server.core.registry.counts().registered, 50);
+    assert_eq!(server.core.registry().counts().registered, 50);
     server.shutdown().await;
 }
 
@@ -70,7 +74,7 @@ async fn one_shot_client_that_never_reads_still_registers() {
         // Dropped without reading: the deployed clients' fire-and-forget heartbeat.
     }
     let registered = async {
-        while server.core.registry.get("oneshot-01").is_none() {
+        while server.core.registry().get("oneshot-01").is_none() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
@@ -137,7 +141,7 @@ async fn rejects_invalid_json_with_one_error_frame_and_closes() {
         client.recv().await.is_none(),
         "no endless error loop, no second answer"
     );
-    assert!(server.core.registry.get("after").is_none());
+    assert!(server.core.registry().get("after").is_none());
     server.shutdown().await;
 }
 
@@ -193,7 +197,7 @@ async fn connection_1001_gets_server_at_capacity_while_1000_keep_working() {
     assert_eq!(refused.status, Status::Error);
     assert_eq!(refused.message, "Server at capacity");
     assert!(extra.is_closed().await);
-    assert!(server.core.registry.get("cap-extra").is_none());
+    assert!(server.core.registry().get("cap-extra").is_none());
     for (i, client) in clients.iter_mut().enumerate().step_by(97) {
         let response = client.call(&registration(&format!("cap-{i}"), None)).await;
         assert_eq!(
@@ -253,7 +257,7 @@ async fn server_answers_a_registration_from_a_second_loopback_address() {
     assert_eq!(
         server
             .core
-            .registry
+            .registry()
             .get("far-01")
             .map(|h| h.address.to_string()),
         Some("127.0.0.2".to_owned())

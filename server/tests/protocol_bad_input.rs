@@ -4,7 +4,7 @@ mod common;
 
 use common::{TestServer, open_config, registration, token_for};
 use prism_server::Config;
-use prism_server::protocol::Status;
+use prism_server::core::protocol::Status;
 use prism_server::store::MemoryStore;
 
 /// Bad messages that keep the connection open: (what is wrong, payload, expected message part).
@@ -121,7 +121,7 @@ async fn each_bad_message_gets_a_clear_error_and_the_connection_stays_usable() {
         Status::Success,
         "same connection still works: {ok:?}"
     );
-    assert_eq!(server.core.registry.counts().registered, 1);
+    assert_eq!(server.core.registry().counts().registered, 1);
     server.shutdown().await;
 }
 
@@ -173,7 +173,7 @@ async fn revoked_token_is_refused_within_the_refresh_interval() {
             .status,
         Status::Success
     );
-    prism_server::tokens::revoke(&store, 1, std::time::SystemTime::now())
+    prism_server::core::tokens::revoke(&store, 1, std::time::SystemTime::now())
         .await
         .expect("revoke");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
@@ -206,7 +206,7 @@ async fn another_owners_registration_of_a_taken_name_is_refused_and_changes_noth
         refused.message.contains("registered to another owner"),
         "{refused:?}"
     );
-    let host = server.core.registry.get("web-01").expect("still there");
+    let host = server.core.registry().get("web-01").expect("still there");
     assert_eq!(&*host.owner, "alice");
     assert_eq!(host.address.to_string(), "127.0.0.1", "address unchanged");
     assert_eq!(store.hosts(), before, "store unchanged");

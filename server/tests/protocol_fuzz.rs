@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestServer, open_config, registration};
-use prism_server::protocol::{Response, Status};
+use prism_server::core::protocol::{Response, Status};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

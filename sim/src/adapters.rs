@@ -4,8 +4,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use prism_server::clock::Clock;
-use prism_server::net::{Datagram, Listener};
+use prism_server::core::Clock;
+use prism_server::shell::net::{Datagram, Listener};
 use tokio::time::Instant;
 
 /// A turmoil TCP listener as the server's [`Listener`].

@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
-use prism_server::protocol::{Response, Status};
+use prism_server::core::protocol::{Response, Status};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use prism_server::Core;
-use prism_server::registry::HostStatus;
+use prism_server::Node;
+use prism_server::core::registry::HostStatus;
 
 use crate::ledger::Ledger;
 
@@ -40,7 +40,7 @@ pub struct Tolerance {
 /// - the host gauges equal the registry's counts.
 pub fn check(
     now: Duration,
-    core: &Core,
+    node: &Node,
     ledger: &Ledger,
     tolerance: Tolerance,
 ) -> Result<(), Breach> {
@@ -49,7 +49,7 @@ pub fn check(
             host: host.to_owned(),
             message,
         };
-        let Some(view) = core.registry.get(host) else {
+        let Some(view) = node.registry().get(host) else {
             if facts.acknowledged {
                 return Err(breach(
                     "acknowledged registration is missing from the server's registry".into(),
@@ -85,8 +85,8 @@ pub fn check(
         }
         Ok(())
     })?;
-    let counts = core.registry.counts();
-    let metrics = &core.metrics;
+    let counts = node.registry().counts();
+    let metrics = node.metrics();
     let gauges = (
         metrics.registered_hosts.get(),
         metrics.online_hosts.get(),

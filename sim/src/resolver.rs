@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
-use prism_server::Core;
-use prism_server::registry::HostStatus;
+use prism_server::Node;
+use prism_server::core::registry::HostStatus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -29,7 +29,7 @@ pub struct ResolverSetup {
     /// Hostnames to ask for (known ones and a few that never exist).
     pub hostnames: Vec<String>,
     /// The running server, to compare answers with its registry.
-    pub server: Rc<RefCell<Option<Arc<Core>>>>,
+    pub server: Rc<RefCell<Option<Arc<Node>>>>,
     /// Where breaches and events go.
     pub ledger: Ledger,
     /// Seed of the query order.
@@ -72,7 +72,7 @@ pub async fn run(setup: ResolverSetup, interval: Duration) -> turmoil::Result {
         let (Some(core), Some(before)) = (server, before) else {
             continue;
         };
-        if core.registry.generation() != before || answer.metadata.id != id {
+        if core.registry().generation() != before || answer.metadata.id != id {
             continue;
         }
         setup.ledger.dns_answer_checked();
@@ -86,15 +86,15 @@ pub async fn run(setup: ResolverSetup, interval: Duration) -> turmoil::Result {
     Ok(())
 }
 
-fn generation(server: &Rc<RefCell<Option<Arc<Core>>>>) -> Option<u64> {
+fn generation(server: &Rc<RefCell<Option<Arc<Node>>>>) -> Option<u64> {
     server
         .borrow()
         .as_ref()
-        .map(|core| core.registry.generation())
+        .map(|core| core.registry().generation())
 }
 
 /// How the answer disagrees with the registry, if it does.
-fn mismatch(core: &Core, hostname: &str, answer: &Message) -> Option<String> {
+fn mismatch(core: &Node, hostname: &str, answer: &Message) -> Option<String> {
     let rcode = answer.metadata.response_code;
     let addresses: Vec<IpAddr> = answer
         .answers
@@ -104,7 +104,7 @@ fn mismatch(core: &Core, hostname: &str, answer: &Message) -> Option<String> {
             _ => None,
         })
         .collect();
-    match core.registry.get(hostname) {
+    match core.registry().get(hostname) {
         Some(host) if host.status == HostStatus::Online && host.address.is_ipv4() => {
             (rcode != ResponseCode::NoError || addresses != [host.address]).then(|| {
                 format!(

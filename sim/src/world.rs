@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use prism_server::config::AuthMode;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, serve};
+use prism_server::{Config, Listeners, Metrics, Node, serve};
 
 use crate::adapters::{SimClock, SimListener, SimUdp};
 use crate::fleet::{self, FleetSpec, REGISTRATION_PORT, SERVER};
@@ -169,7 +169,7 @@ impl World {
             .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS))
             .build();
         let store = MemoryStore::new();
-        let running: Rc<RefCell<Option<Arc<Core>>>> = Rc::default();
+        let running: Rc<RefCell<Option<Arc<Node>>>> = Rc::default();
         let ledger = Ledger::default();
         let config = self.config.clone();
         {
@@ -180,7 +180,7 @@ impl World {
                     let listener =
                         turmoil::net::TcpListener::bind(("0.0.0.0", REGISTRATION_PORT)).await?;
                     let dns = turmoil::net::UdpSocket::bind(("0.0.0.0", DNS_PORT)).await?;
-                    let core = Core::start(
+                    let core = Node::start(
                         config,
                         Arc::new(store) as Arc<dyn Store>,
                         Arc::new(SimClock),
@@ -274,7 +274,7 @@ impl World {
             }
             let core = running.borrow().clone().filter(|_| server_up);
             if now >= next_sample {
-                timeline.push(core.as_ref().and_then(|core| core.metrics.encode().ok()));
+                timeline.push(core.as_ref().and_then(|core| core.metrics().encode().ok()));
                 next_sample += SAMPLE_INTERVAL;
             }
             if now >= next_check {

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime};
 
 use prism_loadgen::report::{Report, Summary};
 use prism_server::config::AuthMode;
+use prism_server::core::tokens;
 use prism_server::store::SqliteStore;
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock, serve, tokens};
+use prism_server::{Config, Listeners, Metrics, Node, SystemClock, serve};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -72,7 +73,7 @@ impl TestServer {
             let registration = TcpListener::bind((LOOPBACK, 0)).await.expect("bind");
             let api = TcpListener::bind((LOOPBACK, 0)).await.expect("bind");
             // Port 0: the server finds a port free for both UDP and TCP.
-            let dns = prism_server::dns::bind(LOOPBACK.into(), 0, 1, 0)
+            let dns = prism_server::shell::dns::bind(LOOPBACK.into(), 0, 1, 0)
                 .await
                 .expect("bind DNS");
             let addresses = (
@@ -80,7 +81,7 @@ impl TestServer {
                 api.local_addr().expect("address"),
                 dns.local_addr,
             );
-            let core = Core::start(config, Arc::new(store), Arc::new(SystemClock), metrics)
+            let core = Node::start(config, Arc::new(store), Arc::new(SystemClock), metrics)
                 .await
                 .expect("core starts");
             let mut listeners = Listeners::new(registration);

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use super::TokenHash;
 use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenRecord};
-use crate::auth::TokenHash;
 
 /// A store that keeps everything in memory; every operation completes immediately.
 #[derive(Debug, Clone, Default)]

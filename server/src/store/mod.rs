@@ -10,9 +10,9 @@ pub mod sqlite;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use tokio::sync::oneshot;
+use std::fmt;
 
-use crate::auth::TokenHash;
+use tokio::sync::oneshot;
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -30,6 +30,33 @@ pub struct HostRecord {
     pub first_seen: SystemTime,
     /// Its last heartbeat.
     pub last_seen: SystemTime,
+}
+
+/// SHA-256 of a token: what is stored and compared, never the token itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// The 32 hash bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A hash from its 32 bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Rebuilds a hash from stored bytes; `None` unless exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({}…)", hex::encode(&self.0[..4]))
+    }
 }
 
 /// A token as stored: never the token itself, only its hash.

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prism_server::config::AuthMode;
-use prism_server::protocol::Response;
+use prism_server::core::protocol::Response;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock};
+use prism_server::{Config, Listeners, Metrics, Node, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -28,7 +28,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A server running in this process on a port-0 loopback listener.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub core: Arc<Core>,
+    pub core: Arc<Node>,
     pub store: MemoryStore,
     server: ServeTask,
 }
@@ -45,7 +45,7 @@ impl TestServer {
             .await
             .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
-        let core = Core::start(
+        let core = Node::start(
             config,
             Arc::new(store.clone()) as Arc<dyn Store>,
             Arc::new(SystemClock),
@@ -152,7 +152,7 @@ async fn read_response(stream: &mut TcpStream) -> Option<Response> {
 /// Creates a token for `owner` in `store` and returns its text.
 pub async fn token_for(store: &MemoryStore, owner: &str) -> String {
     let (_, token) =
-        prism_server::tokens::create(store, owner, false, std::time::SystemTime::now())
+        prism_server::core::tokens::create(store, owner, false, std::time::SystemTime::now())
             .await
             .expect("token");
     token

@@ -22,7 +22,7 @@ use hickory_proto::op::{DnsResponse, Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use prism_server::config::AuthMode;
 use prism_server::store::{MemoryStore, Store};
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock};
+use prism_server::{Config, Listeners, Metrics, Node, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -36,7 +36,7 @@ pub struct DnsServer {
     /// DNS address, UDP and TCP.
     pub dns: SocketAddr,
     /// The running core.
-    pub core: Arc<Core>,
+    pub core: Arc<Node>,
     server: ServeTask,
 }
 
@@ -52,11 +52,11 @@ impl DnsServer {
             .await
             .expect("bind the registration listener on loopback");
         let registration = listener.local_addr().expect("registration address");
-        let dns_sockets = prism_server::dns::bind(host, 0, 2, 0)
+        let dns_sockets = prism_server::shell::dns::bind(host, 0, 2, 0)
             .await
             .expect("bind the DNS sockets on loopback");
         let dns = dns_sockets.local_addr;
-        let core = Core::start(
+        let core = Node::start(
             config,
             Arc::new(MemoryStore::new()) as Arc<dyn Store>,
             Arc::new(SystemClock),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use prism_server::store::Store;
-use prism_server::{Config, Core, Listeners, Metrics, SystemClock};
+use prism_server::{Config, Listeners, Metrics, Node, SystemClock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
@@ -33,7 +33,7 @@ pub struct OperatorServer {
     /// DNS over UDP.
     pub dns: SocketAddr,
     /// The running core, to compare the API with the registry.
-    pub core: Arc<Core>,
+    pub core: Arc<Node>,
     /// HTTP client for both ports.
     pub http: reqwest::Client,
     server: ServeTask,
@@ -59,7 +59,7 @@ impl OperatorServer {
             api.local_addr().expect("addr"),
         );
         let dns_addr = dns.local_addr().expect("addr");
-        let core = Core::start(config, store, Arc::new(SystemClock), metrics)
+        let core = Node::start(config, store, Arc::new(SystemClock), metrics)
             .await
             .expect("core starts");
         let mut listeners = Listeners::new(registration);
@@ -129,7 +129,7 @@ pub fn token_config() -> Config {
 
 /// Creates a token in `store` (before the core starts, so its cache holds it).
 pub async fn token(store: &dyn Store, owner: &str, admin: bool) -> String {
-    prism_server::tokens::create(store, owner, admin, SystemTime::now())
+    prism_server::core::tokens::create(store, owner, admin, SystemTime::now())
         .await
         .expect("token")
         .1

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prism_server::net::{Datagram, Listener};
-use prism_server::{Core, Listeners, serve};
+use prism_server::shell::net::{Datagram, Listener};
+use prism_server::{Listeners, Node, serve};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -22,7 +22,7 @@ pub struct ServeTask {
 
 impl ServeTask {
     /// Serves `listeners` with `core` until [`ServeTask::shutdown`].
-    pub fn spawn<L: Listener, U: Datagram>(core: Arc<Core>, listeners: Listeners<L, U>) -> Self {
+    pub fn spawn<L: Listener, U: Datagram>(core: Arc<Node>, listeners: Listeners<L, U>) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(core, listeners, async move {
             let _ = stopped.await;

@@ -2,11 +2,9 @@
 //!
 //! [`Zone`] answers a parsed query from the registry's read view; [`Answerer`] wraps it for
 //! the wire: bytes in, bytes out, with FORMERR for malformed queries, EDNS(0) payload sizes,
-//! truncation and the `prism_dns_queries_total` metric. The socket loops in [`serve`] and any
-//! simulator call the same [`Answerer::answer`].
+//! truncation and the `prism_dns_queries_total` metric. The socket loops in
+//! [`crate::shell::dns`] call [`Answerer::answer`], whoever supplies the sockets.
 
-mod bind;
-pub mod serve;
 mod zone;
 
 use std::sync::Arc;
@@ -15,12 +13,11 @@ use hickory_proto::op::{Header, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-pub use bind::{DnsSockets, bind};
-pub use zone::{Disposition, Zone, ZoneError, ZoneView};
+pub use zone::{Zone, ZoneError, ZoneView};
 
-use crate::clock::unix_millis;
-use crate::core::Core;
-use crate::metrics::Metrics;
+use crate::config::DnsSection;
+use crate::core::metrics::Metrics;
+use crate::core::registry::Registry;
 
 /// Largest UDP response to a query without EDNS(0) (RFC 1035 §4.2.1).
 pub const CLASSIC_UDP_PAYLOAD: usize = 512;
@@ -43,25 +40,29 @@ pub enum Transport {
 
 /// Turns request bytes into response bytes for the zone, recording every answered query.
 pub struct Answerer {
-    /// The core whose registry is the zone's content and whose metrics count the queries.
-    core: Arc<Core>,
-    /// The zone built from `core.config.dns`.
+    /// The registry view: the zone's content.
+    registry: Arc<Registry>,
+    /// Counts the answered queries.
+    metrics: Metrics,
+    /// The zone built from `dns.*`.
     zone: Zone,
 }
 
 impl Answerer {
-    /// An answerer for `core`'s `dns.*` configuration. The SOA serial starts from the core
-    /// clock's wall time in seconds (see [`Zone::serial`]).
-    pub fn new(core: Arc<Core>) -> Result<Self, ZoneError> {
-        let started_secs = unix_millis(core.clock.wall()) / 1000;
-        // Serials are compared modulo 2^32 (RFC 1982), so the low 32 bits are what counts.
-        let zone = Zone::from_config(&core.config.dns, started_secs as u32)?;
-        Ok(Self { core, zone })
-    }
-
-    /// The zone answered.
-    pub fn zone(&self) -> &Zone {
-        &self.zone
+    /// An answerer for the zone `dns` describes over `registry`; `serial_base` as in
+    /// [`Zone::from_config`].
+    pub fn new(
+        registry: Arc<Registry>,
+        metrics: Metrics,
+        dns: &DnsSection,
+        serial_base: u32,
+    ) -> Result<Self, ZoneError> {
+        let zone = Zone::from_config(dns, serial_base)?;
+        Ok(Self {
+            registry,
+            metrics,
+            zone,
+        })
     }
 
     /// Answers one DNS message received over `transport`. `None` means send nothing: the
@@ -86,9 +87,9 @@ impl Answerer {
     /// Answers a parsed query and records it in `prism_dns_queries_total`. `None` when the
     /// message is a response, which is never answered.
     pub fn answer_message(&self, request: &Message) -> Option<Message> {
-        let response = self.zone.respond(request, &self.core.registry)?;
+        let response = self.zone.respond(request, &*self.registry)?;
         record(
-            &self.core.metrics,
+            &self.metrics,
             request.queries.first(),
             response.metadata.response_code,
         );
@@ -113,7 +114,7 @@ impl Answerer {
             ResponseCode::FormErr,
         );
         response.metadata.recursion_desired = header.metadata.recursion_desired;
-        record(&self.core.metrics, question.as_ref(), ResponseCode::FormErr);
+        record(&self.metrics, question.as_ref(), ResponseCode::FormErr);
         response.queries.extend(question);
         Some(response)
     }

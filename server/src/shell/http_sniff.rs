@@ -6,7 +6,6 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,8 +13,7 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
-use crate::api::{self, Surface};
-use crate::core::Core;
+use super::api::{self, ApiState, Surface};
 
 /// Bytes looked at to tell HTTP from a frame: exactly one length prefix.
 const SNIFF_LEN: usize = 4;
@@ -65,11 +63,11 @@ pub async fn sniff<S: AsyncRead + Unpin>(mut stream: S) -> io::Result<Sniffed<S>
 
 /// Answers one HTTP/1.1 request with the registration-port router and closes, all within
 /// `deadline`.
-pub async fn serve_http<S>(core: Arc<Core>, stream: Prefixed<S>, deadline: Duration)
+pub async fn serve_http<S>(state: ApiState, stream: Prefixed<S>, deadline: Duration)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(api::router(core, Surface::Registration));
+    let service = TowerToHyperService::new(api::router(state, Surface::Registration));
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(false)
         .serve_connection(TokioIo::new(stream), service);

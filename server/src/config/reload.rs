@@ -3,18 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::config_loader::{ConfigError, ConfigSources};
-use crate::core::Core;
-use crate::metrics::Metrics;
+use super::loader::Problem;
+use super::{Config, ConfigError, ConfigSources, LiveConfig};
+use crate::core::{Clock, Metrics};
 
-/// Keys a SIGHUP applies without a restart. A change to any other key is logged as needing a
+/// Keys a SIGHUP applies without a restart — the one list: a reload copies exactly these from
+/// the new configuration into the live one. A change to any other key is logged as needing a
 /// restart and otherwise ignored until then.
 pub const RELOADABLE_KEYS: &[&str] = &[
     "logging.level",
@@ -36,22 +35,6 @@ pub fn config_hash(config: &Config) -> i64 {
     i64::try_from(u64::from_be_bytes(head) >> 12).unwrap_or(0)
 }
 
-/// Records a successful load of `config` at `at`: reload timestamp, success flag, hash and
-/// the maintenance-mode gauge.
-pub fn record_loaded(metrics: &Metrics, config: &Config, at: SystemTime) {
-    let seconds = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
-        });
-    metrics.config_last_reload_timestamp.set(seconds);
-    metrics.config_last_reload_successful.set(1);
-    metrics.config_hash.set(config_hash(config));
-    metrics
-        .maintenance_mode
-        .set(i64::from(config.maintenance.enabled));
-}
-
 /// What a successful reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadReport {
@@ -65,37 +48,49 @@ pub struct ReloadReport {
 pub struct Reloader {
     /// The file, environment and flags the process started with.
     sources: ConfigSources,
-    /// The running server.
-    core: Arc<Core>,
-    /// The configuration now in force (start-up values for the non-reloadable keys).
-    current: Mutex<Config>,
+    /// The configuration in force, which a successful reload replaces.
+    live: LiveConfig,
+    /// Where the reload outcome is recorded.
+    metrics: Metrics,
+    /// Stamps the reload timestamp.
+    clock: Arc<dyn Clock>,
     /// Swaps the tracing filter.
     set_log_filter: LogFilterSetter,
+    /// Serialises reloads, so two SIGHUPs never interleave their read-modify-write of `live`.
+    reloading: Mutex<()>,
 }
 
 impl Reloader {
-    /// A reloader for `core`, which was started from `sources`.
-    pub fn new(core: Arc<Core>, sources: ConfigSources, set_log_filter: LogFilterSetter) -> Self {
+    /// A reloader for the server whose live configuration is `live`, started from `sources`.
+    pub fn new(
+        live: LiveConfig,
+        sources: ConfigSources,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+        set_log_filter: LogFilterSetter,
+    ) -> Self {
         Self {
-            current: Mutex::new(core.config.clone()),
             sources,
-            core,
+            live,
+            metrics,
+            clock,
             set_log_filter,
+            reloading: Mutex::new(()),
         }
     }
 
     /// Reloads once. On error nothing changes and `prism_config_last_reload_successful` drops
     /// to 0; on success the reloadable keys apply and the reload metrics are updated.
     pub fn reload(&self) -> Result<ReloadReport, ConfigError> {
-        let metrics = &self.core.metrics;
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let new = match self.sources.load() {
             Ok(new) => new,
             Err(err) => {
-                metrics.config_last_reload_successful.set(0);
+                self.metrics.config_last_reload_successful.set(0);
                 return Err(err);
             }
         };
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.live.snapshot();
         let mut report = ReloadReport::default();
         for key in changed_keys(&current, &new) {
             if RELOADABLE_KEYS.contains(&key.as_str()) {
@@ -107,28 +102,17 @@ impl Reloader {
         if new.logging.level != current.logging.level
             && let Err(reason) = (self.set_log_filter)(&new.logging.level)
         {
-            metrics.config_last_reload_successful.set(0);
-            return Err(ConfigError::Invalid {
+            self.metrics.config_last_reload_successful.set(0);
+            return Err(ConfigError::Invalid(vec![Problem {
                 origin: "reload".into(),
                 key: "logging.level".into(),
                 reason,
-            });
+            }]));
         }
-        self.core.apply_reloadable(&new);
-        // Only the reloadable keys take the new values; the rest stay as started.
-        current.logging = new.logging.clone();
-        current.rate_limit = new.rate_limit.clone();
-        current.maintenance = new.maintenance.clone();
-        record_loaded(metrics, &new, self.core.clock.wall());
+        let effective = with_reloadable_keys(&current, &new);
+        self.metrics.record_config_loaded(&new, self.clock.wall());
+        self.live.replace(effective);
         Ok(report)
-    }
-
-    /// The configuration now in force.
-    pub fn current(&self) -> Config {
-        self.current
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 
     /// Installs the SIGHUP handler now (so a signal sent after this returns is never the
@@ -159,6 +143,29 @@ impl Reloader {
             }
         })
     }
+}
+
+/// `current` with every key of [`RELOADABLE_KEYS`] taken from `new`; everything else keeps
+/// its start-up value.
+fn with_reloadable_keys(current: &Config, new: &Config) -> Config {
+    let (Ok(Value::Object(mut tree)), Ok(Value::Object(new_tree))) =
+        (serde_json::to_value(current), serde_json::to_value(new))
+    else {
+        return current.clone();
+    };
+    for dotted in RELOADABLE_KEYS {
+        let Some((section, key)) = dotted.split_once('.') else {
+            continue;
+        };
+        let value = new_tree
+            .get(section)
+            .and_then(|keys| keys.get(key))
+            .cloned();
+        if let (Some(Value::Object(keys)), Some(value)) = (tree.get_mut(section), value) {
+            keys.insert(key.to_owned(), value);
+        }
+    }
+    serde_json::from_value(Value::Object(tree)).unwrap_or_else(|_| current.clone())
 }
 
 /// Dotted keys whose values differ between `old` and `new`.
@@ -196,6 +203,29 @@ mod tests {
         assert_eq!(config_hash(&default), config_hash(&Config::default()));
         assert_ne!(config_hash(&default), config_hash(&changed));
         assert!(config_hash(&changed) < 1 << 52);
+    }
+
+    #[test]
+    fn only_reloadable_keys_take_the_new_value() {
+        let mut new = Config::default();
+        new.server.tcp_port = 1;
+        new.maintenance.message = "ticket 42".into();
+        new.rate_limit.burst = 3;
+        let effective = with_reloadable_keys(&Config::default(), &new);
+        assert_eq!(effective.server.tcp_port, Config::default().server.tcp_port);
+        assert_eq!(effective.maintenance.message, "ticket 42");
+        assert_eq!(effective.rate_limit.burst, 3);
+    }
+
+    #[test]
+    fn every_reloadable_key_exists() {
+        let keys: Vec<String> = flatten(&Config::default()).into_keys().collect();
+        for key in RELOADABLE_KEYS {
+            assert!(
+                keys.iter().any(|k| k == key),
+                "{key} is not a configuration key"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::task::TaskTracker;
 
 /// A source of accepted byte streams.
 pub trait Listener: Send + 'static {
@@ -51,9 +52,55 @@ pub trait Datagram: Send + Sync + 'static {
 
     /// The address the socket is bound to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Starts `run` (the answer loop over this socket), tracked by `tasks` so that waiting
+    /// for `tasks` waits for the loop too. By default the loop is a task of the caller's
+    /// runtime, which is what simulated sockets need.
+    fn spawn_loop<F, Fut>(self, tasks: &TaskTracker, run: F) -> io::Result<()>
+    where
+        Self: Sized,
+        F: FnOnce(Self) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        tasks.spawn(run(self));
+        Ok(())
+    }
 }
 
 impl Datagram for tokio::net::UdpSocket {
+    /// A real UDP socket runs its loop on a dedicated OS thread with a current-thread runtime:
+    /// no hand-offs between threads on the hot path (SO_REUSEPORT spreads the queries over
+    /// the sockets, one thread each).
+    fn spawn_loop<F, Fut>(self, tasks: &TaskTracker, run: F) -> io::Result<()>
+    where
+        F: FnOnce(Self) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let socket = self.into_std()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (finished, done) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("prism-udp-{}", socket.local_addr()?.port()))
+            .spawn(move || {
+                let socket = {
+                    let _context = runtime.enter();
+                    tokio::net::UdpSocket::from_std(socket)
+                };
+                match socket {
+                    Ok(socket) => runtime.block_on(run(socket)),
+                    Err(err) => tracing::error!(error = %err, "UDP socket unusable"),
+                }
+                let _ = finished.send(());
+            })?;
+        tasks.spawn(async move {
+            // Resolves when the thread's loop has returned (or the thread died).
+            let _ = done.await;
+        });
+        Ok(())
+    }
+
     async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         tokio::net::UdpSocket::recv_from(self, buf).await
     }

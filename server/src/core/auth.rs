@@ -1,45 +1,22 @@
 //! Tokens and ownership: SHA-256 hashing at rest, an in-memory cache for the hot path.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::config::AuthMode;
-use crate::store::TokenRecord;
+use crate::store::{TokenHash, TokenRecord};
 
 /// Owner of every host registered while `auth.mode = "open"`.
 pub const OPEN_MODE_OWNER: &str = "open";
 /// Prefix of every token, so a leaked one is recognisable in logs and scanners.
 pub const TOKEN_PREFIX: &str = "prism_";
 
-/// SHA-256 of a token: what is stored and compared, never the token itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    /// The 32 hash bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Rebuilds a hash from stored bytes; `None` unless exactly 32 bytes.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(Self)
-    }
-}
-
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenHash({}…)", hex::encode(&self.0[..4]))
-    }
-}
-
 /// Hashes a presented token.
 pub fn hash_token(token: &str) -> TokenHash {
-    TokenHash(Sha256::digest(token.as_bytes()).into())
+    TokenHash::from_bytes(Sha256::digest(token.as_bytes()).into())
 }
 
 /// A new random token: the prefix and 256 bits of randomness in hex.
@@ -111,12 +88,14 @@ impl Authenticator {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = active;
     }
 
-    /// The principal a request acts for.
+    /// The principal a request acts for, on the registration port and in the API alike. In
+    /// open mode (development and simulation only) no token is needed and every caller is
+    /// the owner `open` with admin rights: it registers any free name and sees every host.
     pub fn authenticate(&self, token: Option<&str>) -> Result<Principal, AuthError> {
         if self.mode == AuthMode::Open {
             return Ok(Principal {
                 owner: OPEN_MODE_OWNER.into(),
-                admin: false,
+                admin: true,
             });
         }
         let token = token.ok_or(AuthError::MissingToken)?;
@@ -132,7 +111,7 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::from_unix_millis;
+    use crate::core::clock::from_unix_millis;
 
     fn record(id: i64, token: &str, revoked: bool) -> TokenRecord {
         TokenRecord {
@@ -169,11 +148,14 @@ mod tests {
     }
 
     #[test]
-    fn open_mode_needs_no_token() {
+    fn open_mode_needs_no_token_and_sees_everything() {
         let auth = Authenticator::new(AuthMode::Open);
         assert_eq!(
-            auth.authenticate(None).map(|p| p.owner),
-            Ok(Arc::from(OPEN_MODE_OWNER))
+            auth.authenticate(None),
+            Ok(Principal {
+                owner: Arc::from(OPEN_MODE_OWNER),
+                admin: true
+            })
         );
     }
 }

@@ -11,12 +11,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{Connection, ReadError};
-use crate::core::Core;
-use crate::dns;
-use crate::http_sniff::{self, Sniffed};
-use crate::net::{Datagram, Listener};
-use crate::protocol::Status;
+use super::api::{self, ApiState};
+use super::connection::{Connection, ReadError};
+use super::dns;
+use super::http_sniff::{self, Sniffed};
+use super::net::{Datagram, Listener};
+use crate::config::LiveConfig;
+use crate::core::protocol::Status;
+use crate::core::{Clock, Core, Metrics, Node};
 
 /// Message sent to a connection over `server.max_connections` before it is closed.
 pub const AT_CAPACITY: &str = "Server at capacity";
@@ -48,40 +50,72 @@ impl<L> Listeners<L> {
     }
 }
 
-/// Serves until `shutdown` completes, then stops accepting, lets open connections answer the
-/// frames they already received (up to `server.shutdown_grace_secs`), and flushes the
-/// write-behind batch before returning.
+/// What the registration shell needs: the frame handler, its own metrics and settings, and
+/// the API state for HTTP requests sniffed on the registration port.
+struct Registrations {
+    /// Turns frames into replies.
+    frames: Arc<Core>,
+    /// Connection metrics.
+    metrics: Metrics,
+    /// Connection durations.
+    clock: Arc<dyn Clock>,
+    /// Connection limits and timeouts.
+    config: LiveConfig,
+    /// `/metrics` and `/api/health` on this port.
+    http: ApiState,
+}
+
+/// Serves `node` on `listeners` until `shutdown` completes, then stops accepting, lets open
+/// connections answer the frames they already received (up to `server.shutdown_grace_secs`),
+/// and flushes the write-behind batch before returning.
 pub async fn serve<L: Listener, U: Datagram>(
-    core: Arc<Core>,
+    node: Arc<Node>,
     listeners: Listeners<L, U>,
     shutdown: impl Future<Output = ()>,
 ) {
     let stop_connections = CancellationToken::new();
     let stop_maintenance = CancellationToken::new();
     let connections = TaskTracker::new();
-    let maintenance = tokio::spawn(Arc::clone(&core).run_maintenance(stop_maintenance.clone()));
-    if let Err(err) = dns::serve::spawn(
-        &core,
-        listeners.dns_udp,
-        listeners.dns_tcp,
-        &stop_connections,
-        &connections,
-    ) {
-        tracing::error!(error = %err, "DNS not served");
+    let maintenance = tokio::spawn(Arc::clone(&node).run_maintenance(stop_maintenance.clone()));
+    let config = node.config().snapshot();
+    if !listeners.dns_udp.is_empty() || listeners.dns_tcp.is_some() {
+        let started = node
+            .answerer()
+            .map_err(|err| err.to_string())
+            .and_then(|answerer| {
+                dns::spawn(
+                    Arc::new(answerer),
+                    &config.dns,
+                    listeners.dns_udp,
+                    listeners.dns_tcp,
+                    &stop_connections,
+                    &connections,
+                )
+                .map_err(|err| err.to_string())
+            });
+        if let Err(err) = started {
+            tracing::error!(error = %err, "DNS not served");
+        }
     }
-    if let Some(api) = listeners.api {
+    if let Some(listener) = listeners.api {
         let stop = stop_connections.clone().cancelled_owned();
-        connections.spawn(crate::api::serve(Arc::clone(&core), api, stop));
+        connections.spawn(api::serve(ApiState::of(&node), listener, stop));
     }
-
+    let shell = Arc::new(Registrations {
+        frames: node.frames(),
+        metrics: node.metrics().clone(),
+        clock: Arc::clone(node.clock()),
+        config: node.config().clone(),
+        http: ApiState::of(&node),
+    });
     tokio::select! {
-        () = accept_loop(&core, listeners.registration, &connections, &stop_connections) => {}
+        () = accept_loop(&shell, listeners.registration, &connections, &stop_connections) => {}
         () = shutdown => tracing::info!("shutdown requested; no longer accepting connections"),
     }
 
     stop_connections.cancel();
     connections.close();
-    let grace = core.config.server.shutdown_grace();
+    let grace = config.server.shutdown_grace();
     if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()
@@ -99,17 +133,18 @@ pub async fn serve<L: Listener, U: Datagram>(
 }
 
 async fn accept_loop<L: Listener>(
-    core: &Arc<Core>,
+    shell: &Arc<Registrations>,
     mut listener: L,
     connections: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(core.config.server.max_connections));
+    let slots = Arc::new(Semaphore::new(shell.config.get().server.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
-                core.metrics
+                shell
+                    .metrics
                     .tcp_connections
                     .with_label_values(&["failed"])
                     .inc();
@@ -120,12 +155,13 @@ async fn accept_loop<L: Listener>(
         };
         match Arc::clone(&slots).try_acquire_owned() {
             Ok(slot) => {
-                core.metrics
+                shell
+                    .metrics
                     .tcp_connections
                     .with_label_values(&["accepted"])
                     .inc();
                 connections.spawn(handle_connection(
-                    Arc::clone(core),
+                    Arc::clone(shell),
                     stream,
                     peer,
                     stop.clone(),
@@ -133,33 +169,38 @@ async fn accept_loop<L: Listener>(
                 ));
             }
             Err(_) => {
-                core.metrics
+                shell
+                    .metrics
                     .tcp_connections
                     .with_label_values(&["rejected"])
                     .inc();
                 tracing::warn!(%peer, "connection refused: server at capacity");
-                connections.spawn(refuse_at_capacity(Arc::clone(core), stream));
+                connections.spawn(refuse_at_capacity(Arc::clone(shell), stream));
             }
         }
     }
 }
 
-async fn refuse_at_capacity<S: AsyncRead + AsyncWrite + Unpin>(core: Arc<Core>, stream: S) {
-    let mut connection = Connection::new(stream, core.config.protocol.max_frame_bytes);
-    connection.queue(&core.response(Status::Error, AT_CAPACITY));
+async fn refuse_at_capacity<S: AsyncRead + AsyncWrite + Unpin>(
+    shell: Arc<Registrations>,
+    stream: S,
+) {
+    let max_frame_bytes = shell.config.get().protocol.max_frame_bytes;
+    let mut connection = Connection::new(stream, max_frame_bytes);
+    connection.queue(&shell.frames.response(Status::Error, AT_CAPACITY));
     connection.close_gracefully().await;
 }
 
 async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    core: Arc<Core>,
+    shell: Arc<Registrations>,
     stream: S,
     peer: SocketAddr,
     stop: CancellationToken,
     _slot: OwnedSemaphorePermit,
 ) {
-    let opened = core.clock.now();
-    core.metrics.tcp_active_connections.inc();
-    let idle_timeout = core.config.server.idle_timeout();
+    let opened = shell.clock.now();
+    shell.metrics.tcp_active_connections.inc();
+    let idle_timeout = shell.config.get().server.idle_timeout();
     let sniffed = tokio::select! {
         sniffed = tokio::time::timeout(idle_timeout, http_sniff::sniff(stream)) => {
             sniffed.map_err(|_| Elapsed)
@@ -167,12 +208,13 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         () = stop.cancelled() => Err(Elapsed),
     };
     match sniffed {
-        Ok(Ok(Sniffed::Frames(stream))) => serve_frames(&core, stream, peer, &stop).await,
+        Ok(Ok(Sniffed::Frames(stream))) => serve_frames(&shell, stream, peer, &stop).await,
         Ok(Ok(Sniffed::Http(stream))) => {
-            http_sniff::serve_http(Arc::clone(&core), stream, idle_timeout).await;
+            http_sniff::serve_http(shell.http.clone(), stream, idle_timeout).await;
         }
         Ok(Err(err)) => {
-            core.metrics
+            shell
+                .metrics
                 .tcp_connections
                 .with_label_values(&["failed"])
                 .inc();
@@ -180,10 +222,11 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         }
         Err(Elapsed) => tracing::debug!(%peer, "closing connection that sent nothing"),
     }
-    core.metrics.tcp_active_connections.dec();
-    core.metrics
+    shell.metrics.tcp_active_connections.dec();
+    shell
+        .metrics
         .tcp_connection_duration
-        .observe((core.clock.now() - opened).as_secs_f64());
+        .observe((shell.clock.now() - opened).as_secs_f64());
 }
 
 /// The connection sent nothing within the idle timeout, or the server is shutting down.
@@ -191,13 +234,16 @@ struct Elapsed;
 
 /// Answers registration frames until the peer closes, idles, breaks framing or shutdown.
 async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
-    core: &Arc<Core>,
+    shell: &Registrations,
     stream: S,
     peer: SocketAddr,
     stop: &CancellationToken,
 ) {
-    let mut connection = Connection::new(stream, core.config.protocol.max_frame_bytes);
-    let idle_timeout = core.config.server.idle_timeout();
+    let config = shell.config.get();
+    let mut connection = Connection::new(stream, config.protocol.max_frame_bytes);
+    let idle_timeout = config.server.idle_timeout();
+    drop(config);
+    let core = &shell.frames;
     let ending = loop {
         let next = if stop.is_cancelled() {
             // Shutting down: answer what already arrived, read nothing new.
@@ -237,7 +283,8 @@ async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
     };
     match ending {
         Ending::Failed(err) => {
-            core.metrics
+            shell
+                .metrics
                 .tcp_connections
                 .with_label_values(&["failed"])
                 .inc();

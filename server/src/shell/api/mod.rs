@@ -2,7 +2,7 @@
 //!
 //! The same router answers on the API port and, restricted to `/metrics` and `/api/health`,
 //! on the registration port when a connection starts with an HTTP request
-//! ([`crate::http_sniff`]).
+//! ([`crate::shell::http_sniff`]).
 
 mod error;
 mod handlers;
@@ -23,8 +23,12 @@ use rand::RngCore;
 
 pub use error::ApiError;
 
-use crate::core::Core;
-use crate::net::Listener;
+use crate::config::LiveConfig;
+use crate::core::auth::Authenticator;
+use crate::core::registry::Registry;
+use crate::core::{Clock, Metrics, Node};
+use crate::shell::net::Listener;
+use crate::store::Store;
 
 /// Header carrying the request ID, propagated from the request or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -44,12 +48,44 @@ pub enum Surface {
     Registration,
 }
 
+/// What the API reads: the registry view, the token cache, the store's health probe, the
+/// metrics, the clock and the configuration in force. Cheap to clone (every field is shared).
+#[derive(Clone)]
+pub struct ApiState {
+    /// Host listings and lookups.
+    pub(crate) registry: Arc<Registry>,
+    /// Bearer-token checks.
+    pub(crate) auth: Arc<Authenticator>,
+    /// The health probe.
+    pub(crate) store: Arc<dyn Store>,
+    /// HTTP metrics and the `/metrics` exposition.
+    pub(crate) metrics: Metrics,
+    /// Request durations.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Maintenance mode and message, as in force now.
+    pub(crate) config: LiveConfig,
+}
+
+impl ApiState {
+    /// The API's handles on `node`.
+    pub fn of(node: &Node) -> Self {
+        Self {
+            registry: Arc::clone(node.registry()),
+            auth: Arc::clone(node.auth()),
+            store: Arc::clone(node.store()),
+            metrics: node.metrics().clone(),
+            clock: Arc::clone(node.clock()),
+            config: node.config().clone(),
+        }
+    }
+}
+
 /// The route template a request matched, handed from the routing layer to the observer.
 #[derive(Clone)]
 struct Endpoint(Arc<str>);
 
 /// The router for `surface`, with request IDs and HTTP metrics on every response.
-pub fn router(core: Arc<Core>, surface: Surface) -> Router {
+pub fn router(state: ApiState, surface: Surface) -> Router {
     let mut routes = Router::new()
         .route("/api/health", get(handlers::health))
         .route("/metrics", get(handlers::metrics));
@@ -63,17 +99,17 @@ pub fn router(core: Arc<Core>, surface: Surface) -> Router {
         .route_layer(middleware::from_fn(tag_endpoint))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(middleware::from_fn_with_state(Arc::clone(&core), observe))
-        .with_state(core)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes open requests.
 pub async fn serve<L: Listener>(
-    core: Arc<Core>,
+    state: ApiState,
     listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let app = router(core, Surface::Api);
+    let app = router(state, Surface::Api);
     if let Err(err) = axum::serve(AxumListener(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -121,8 +157,8 @@ async fn tag_endpoint(request: Request, next: Next) -> Response {
 }
 
 /// Wraps every request: sets `X-Request-ID` and records `prism_http_*`.
-async fn observe(State(core): State<Arc<Core>>, request: Request, next: Next) -> Response {
-    let started = core.clock.now();
+async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let started = state.clock.now();
     let method = method_label(request.method());
     let request_id = request
         .headers()
@@ -140,7 +176,7 @@ async fn observe(State(core): State<Arc<Core>>, request: Request, next: Next) ->
     response
         .headers_mut()
         .insert(REQUEST_ID, request_id.clone());
-    let metrics = &core.metrics;
+    let metrics = &state.metrics;
     metrics
         .http_requests
         .with_label_values(&[method, &endpoint, status.as_str()])
@@ -148,7 +184,7 @@ async fn observe(State(core): State<Arc<Core>>, request: Request, next: Next) ->
     metrics
         .http_request_duration
         .with_label_values(&[method, &endpoint])
-        .observe((core.clock.now() - started).as_secs_f64());
+        .observe((state.clock.now() - started).as_secs_f64());
     tracing::debug!(
         method,
         %path,

@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::auth::{generate_token, hash_token};
-use crate::clock::rfc3339;
+use crate::core::auth::{generate_token, hash_token};
+use crate::core::clock::rfc3339;
 use crate::store::{Store, StoreError, TokenRecord};
 
 /// Failure of a token command.
@@ -75,7 +75,7 @@ pub fn format_table(tokens: &[TokenRecord]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::from_unix_millis;
+    use crate::core::clock::from_unix_millis;
     use crate::store::MemoryStore;
 
     #[tokio::test]

@@ -5,22 +5,21 @@
 //! Heartbeat freshness is collected and written behind by [`Registry::flush_freshness`].
 
 mod deadlines;
+mod hosts;
 mod query;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use tokio::time::Instant;
-
 pub use deadlines::DeadlineQueue;
+use hosts::{Host, State, view};
 pub use query::{HostPage, HostQuery};
 
-use crate::clock::Clock;
 use crate::config::HeartbeatSection;
-use crate::metrics::Metrics;
-use crate::protocol::Hostname;
+use crate::core::clock::Clock;
+use crate::core::metrics::Metrics;
+use crate::core::protocol::Hostname;
 use crate::store::{HostRecord, HostWrite, Pending, Store, StoreError};
 
 /// Whether a host is reachable.
@@ -106,19 +105,6 @@ pub struct Sweep {
     pub deletions: Vec<Pending<()>>,
 }
 
-#[derive(Debug, Clone)]
-struct Host {
-    owner: Arc<str>,
-    address: IpAddr,
-    status: HostStatus,
-    first_seen: SystemTime,
-    last_seen: SystemTime,
-    /// When the host next changes state: going offline, or (when offline) being deleted.
-    deadline: Instant,
-    /// Bumped on every change, so an undo only reverts the change it belongs to.
-    version: u64,
-}
-
 /// A submitted durable write and how to revert the change if it fails.
 type DurableChange = (Pending<()>, Undo);
 
@@ -127,21 +113,6 @@ struct Undo {
     hostname: Arc<str>,
     version: u64,
     previous: Option<Host>,
-}
-
-#[derive(Default)]
-struct State {
-    /// Hosts by name: O(1) lookups, so a sweep's cost does not grow with the registry.
-    hosts: HashMap<Arc<str>, Host>,
-    /// The same names in order, for listings; changes only when a host is added or deleted.
-    names: BTreeSet<Arc<str>>,
-    deadlines: DeadlineQueue,
-    /// Hosts whose `last_seen` moved since the last write-behind flush.
-    stale_freshness: HashSet<Arc<str>>,
-    online: usize,
-    next_version: u64,
-    /// Increases with every change visible in DNS (a zone serial can follow it).
-    generation: u64,
 }
 
 /// The registry of hosts.
@@ -398,16 +369,6 @@ impl Registry {
             .map(|(name, host)| view(name, host))
     }
 
-    /// Every host matching `filter`, in hostname order.
-    pub fn hosts_where(&self, filter: impl Fn(&HostView) -> bool) -> Vec<HostView> {
-        let state = self.lock();
-        state
-            .sorted()
-            .map(|(name, host)| view(name, host))
-            .filter(|host| filter(host))
-            .collect()
-    }
-
     /// Registered, online and offline counts.
     pub fn counts(&self) -> HostCounts {
         let state = self.lock();
@@ -425,71 +386,6 @@ impl Registry {
         self.metrics.registered_hosts.set(gauge(counts.registered));
         self.metrics.online_hosts.set(gauge(counts.online));
         self.metrics.offline_hosts.set(gauge(counts.offline));
-    }
-}
-
-fn view(name: &Arc<str>, host: &Host) -> HostView {
-    HostView {
-        hostname: Arc::clone(name),
-        owner: Arc::clone(&host.owner),
-        address: host.address,
-        status: host.status,
-        first_seen: host.first_seen,
-        last_seen: host.last_seen,
-    }
-}
-
-impl State {
-    fn bump_version(&mut self) -> u64 {
-        self.next_version += 1;
-        self.next_version
-    }
-
-    fn counts(&self) -> HostCounts {
-        HostCounts {
-            registered: self.hosts.len(),
-            online: self.online,
-            offline: self.hosts.len() - self.online,
-        }
-    }
-
-    /// Adds `host`, or replaces the host of that name, keeping the deadline entry, the online
-    /// count and the name index in step.
-    fn put(&mut self, name: Arc<str>, host: Host) {
-        let (deadline, online) = (host.deadline, host.status == HostStatus::Online);
-        match self.hosts.insert(Arc::clone(&name), host) {
-            Some(old) => {
-                if old.status == HostStatus::Online {
-                    self.online -= 1;
-                }
-                self.deadlines.remove(old.deadline, &name);
-            }
-            None => {
-                self.names.insert(Arc::clone(&name));
-            }
-        }
-        if online {
-            self.online += 1;
-        }
-        self.deadlines.insert(deadline, name);
-    }
-
-    /// Removes a host, its deadline entry and its name.
-    fn remove(&mut self, name: &Arc<str>) -> Option<Host> {
-        let host = self.hosts.remove(name)?;
-        self.names.remove(name);
-        if host.status == HostStatus::Online {
-            self.online -= 1;
-        }
-        self.deadlines.remove(host.deadline, name);
-        Some(host)
-    }
-
-    /// Every host in hostname order.
-    fn sorted(&self) -> impl Iterator<Item = (&Arc<str>, &Host)> {
-        self.names
-            .iter()
-            .filter_map(|name| self.hosts.get_key_value(name))
     }
 }
 

@@ -10,105 +10,52 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Answerer, MAX_TCP_MESSAGE, Transport, ZoneError};
-use crate::core::Core;
-use crate::net::{Datagram, Listener};
+use crate::config::DnsSection;
+use crate::core::dns::{Answerer, MAX_TCP_MESSAGE, Transport};
+use crate::shell::net::{Datagram, Listener};
 
 /// Pause after a failed receive or accept, so a persistent socket error cannot spin a core.
 const ERROR_BACKOFF: Duration = Duration::from_millis(10);
 
-/// Starts one UDP loop per socket in `udp` and the TCP accept loop on `tasks`; all of them
-/// end once `stop` is cancelled. Fails before starting anything when `dns.*` does not
-/// describe a valid zone.
+/// Starts one answer loop per UDP socket and the TCP accept loop, all tracked by `tasks` and
+/// ending once `stop` is cancelled. Each UDP loop runs where its socket type says
+/// ([`Datagram::spawn_loop`]): tokio sockets on a dedicated thread each, simulated sockets
+/// as tasks of the simulation. The binary, the tests and the simulator all start DNS here.
 pub fn spawn<U: Datagram, L: Listener>(
-    core: &Arc<Core>,
+    answerer: Arc<Answerer>,
+    dns: &DnsSection,
     udp: Vec<U>,
     tcp: Option<L>,
     stop: &CancellationToken,
     tasks: &TaskTracker,
-) -> Result<(), ZoneError> {
-    let answerer = Arc::new(Answerer::new(Arc::clone(core))?);
+) -> std::io::Result<()> {
     for socket in udp {
-        tasks.spawn(serve_udp(Arc::clone(&answerer), socket, stop.clone()));
+        let (answerer, stop) = (Arc::clone(&answerer), stop.clone());
+        socket.spawn_loop(tasks, move |socket| serve_udp(answerer, socket, stop))?;
     }
     if let Some(listener) = tcp {
-        tasks.spawn(serve_tcp(answerer, listener, stop.clone(), tasks.clone()));
+        let limits = TcpLimits {
+            max_connections: dns.max_tcp_connections,
+            idle_timeout: dns.tcp_idle_timeout(),
+        };
+        tasks.spawn(serve_tcp(
+            answerer,
+            listener,
+            limits,
+            stop.clone(),
+            tasks.clone(),
+        ));
     }
     Ok(())
 }
 
-/// DNS served outside [`crate::serve`], the way the binary runs it: each UDP socket on its own
-/// OS thread with a current-thread runtime (no hand-offs between threads on the hot path),
-/// the TCP listener as a task of the caller's runtime.
-pub struct DedicatedDns {
-    /// Cancelled by [`DedicatedDns::shutdown`]; every loop and connection selects on it.
-    stop: CancellationToken,
-    /// The UDP threads, joined at shutdown.
-    udp_threads: Vec<std::thread::JoinHandle<()>>,
-    /// The TCP accept loop and its connections.
-    tcp_tasks: TaskTracker,
-}
-
-impl DedicatedDns {
-    /// Starts serving `sockets` for `core`. Must be called inside a tokio runtime (for TCP).
-    pub fn start(core: &Arc<Core>, sockets: super::DnsSockets) -> anyhow::Result<Self> {
-        let answerer = Arc::new(Answerer::new(Arc::clone(core))?);
-        let stop = CancellationToken::new();
-        let mut udp_threads = Vec::with_capacity(sockets.udp.len());
-        for (index, socket) in sockets.udp.into_iter().enumerate() {
-            let socket = socket.into_std()?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (answerer, stop) = (Arc::clone(&answerer), stop.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("prism-dns-udp-{index}"))
-                .spawn(move || {
-                    let socket = {
-                        let _context = runtime.enter();
-                        tokio::net::UdpSocket::from_std(socket)
-                    };
-                    match socket {
-                        Ok(socket) => runtime.block_on(serve_udp(answerer, socket, stop)),
-                        Err(err) => tracing::error!(error = %err, "DNS UDP socket unusable"),
-                    }
-                })?;
-            udp_threads.push(thread);
-        }
-        let tcp_tasks = TaskTracker::new();
-        tcp_tasks.spawn(serve_tcp(
-            answerer,
-            sockets.tcp,
-            stop.clone(),
-            tcp_tasks.clone(),
-        ));
-        Ok(Self {
-            stop,
-            udp_threads,
-            tcp_tasks,
-        })
-    }
-
-    /// Stops every loop, waits up to `grace` for open TCP connections, and joins the UDP
-    /// threads (each stops at its next wake-up, which the cancellation triggers).
-    pub async fn shutdown(self, grace: Duration) {
-        self.stop.cancel();
-        self.tcp_tasks.close();
-        if tokio::time::timeout(grace, self.tcp_tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("DNS TCP connections still open after the shutdown grace period");
-        }
-        let threads = self.udp_threads;
-        let joined = tokio::task::spawn_blocking(move || {
-            threads.into_iter().all(|thread| thread.join().is_ok())
-        })
-        .await;
-        if !matches!(joined, Ok(true)) {
-            tracing::error!("a DNS UDP thread panicked");
-        }
-    }
+/// Bounds on DNS-over-TCP connections (`dns.max_tcp_connections`, `dns.tcp_idle_timeout_secs`).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Concurrent connections; further ones are closed at once.
+    pub max_connections: usize,
+    /// How long a connection may stay silent.
+    pub idle_timeout: Duration,
 }
 
 /// Answers datagrams on `socket` until `stop` is cancelled.
@@ -146,12 +93,12 @@ pub async fn serve_udp<U: Datagram>(answerer: Arc<Answerer>, socket: U, stop: Ca
 pub async fn serve_tcp<L: Listener>(
     answerer: Arc<Answerer>,
     mut listener: L,
+    limits: TcpLimits,
     stop: CancellationToken,
     connections: TaskTracker,
 ) {
-    let dns = &answerer.core.config.dns;
-    let slots = Arc::new(Semaphore::new(dns.max_tcp_connections));
-    let idle_timeout = dns.tcp_idle_timeout();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let idle_timeout = limits.idle_timeout;
     let accept = async {
         loop {
             let (stream, peer) = match listener.accept().await {

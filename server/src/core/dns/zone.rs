@@ -11,7 +11,7 @@ use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use crate::config::DnsSection;
-use crate::registry::{HostStatus, HostView, Registry};
+use crate::core::registry::{HostStatus, HostView, Registry};
 
 /// EDNS version this server speaks; a query with a higher one gets BADVERS (RFC 6891 §6.1.3).
 const EDNS_VERSION: u8 = 0;
@@ -69,7 +69,7 @@ pub struct Zone {
 
 /// Why the zone gave the rcode it gave, for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
+enum Disposition {
     /// An answer or a negative answer from the zone (AA set).
     Authoritative,
     /// The question is outside the zone or not something we serve (REFUSED/NOTIMP/FORMERR).

@@ -3,10 +3,15 @@
 //! Code records through the [`Metrics`] handed to it; nothing reaches for a global. Other code
 //! may add its own metric to the same registry with [`Metrics::register`].
 
+use std::time::SystemTime;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder, core::Collector,
 };
+
+use crate::config::Config;
+use crate::config::reload::config_hash;
 
 /// Buckets for request, message and query durations, in seconds. They straddle the alert
 /// thresholds (2.5 s, 5 s, 10 s) so that `histogram_quantile` can tell 4 s from 6 s.
@@ -231,6 +236,21 @@ impl Metrics {
         for kind in ["heartbeat", "ip_change", "reconnection", "offline"] {
             self.host_updates.with_label_values(&[kind]);
         }
+    }
+
+    /// Records a successful load of `config` at `at` (start-up or reload): the reload
+    /// timestamp, the success flag, the configuration hash and the maintenance-mode gauge.
+    pub fn record_config_loaded(&self, config: &Config, at: SystemTime) {
+        let seconds = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| {
+                i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+            });
+        self.config_last_reload_timestamp.set(seconds);
+        self.config_last_reload_successful.set(1);
+        self.config_hash.set(config_hash(config));
+        self.maintenance_mode
+            .set(i64::from(config.maintenance.enabled));
     }
 
     /// Adds a caller's own metric to the server's registry, so `/metrics` exports it too.

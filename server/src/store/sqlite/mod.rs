@@ -4,40 +4,23 @@
 //! a burst of registrations costs one fsync per batch, not one per host, and each caller still
 //! hears back only once its write is on disk.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Instant, SystemTime};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
-use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenRecord};
-use crate::auth::TokenHash;
-use crate::clock::{from_unix_millis, unix_millis};
-use crate::metrics::Metrics;
+use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenHash, TokenRecord};
+use crate::core::Metrics;
+use crate::core::clock::unix_millis;
+use schema::{apply_write, create_token, list_tokens, load_hosts, migrate};
+
+mod schema;
 
 /// Most operations applied in one transaction.
 const MAX_BATCH: usize = 4096;
-
-/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE hosts (
-        hostname      TEXT PRIMARY KEY,
-        owner         TEXT NOT NULL,
-        address       TEXT NOT NULL,
-        first_seen_ms INTEGER NOT NULL,
-        last_seen_ms  INTEGER NOT NULL
-    ) WITHOUT ROWID;
-    CREATE INDEX hosts_by_owner ON hosts(owner);
-    CREATE TABLE tokens (
-        id            INTEGER PRIMARY KEY AUTOINCREMENT,
-        owner         TEXT NOT NULL,
-        admin         INTEGER NOT NULL DEFAULT 0,
-        hash          BLOB NOT NULL UNIQUE,
-        created_at_ms INTEGER NOT NULL,
-        revoked_at_ms INTEGER
-    );"];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -157,29 +140,6 @@ impl Store for SqliteStore {
             Ok(_) => self.submit(Job::Ping),
         }
     }
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let applied = usize::try_from(applied)
-        .map_err(|_| StoreError::Corrupt(format!("schema version {applied}")))?;
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::Database(format!(
-            "database schema version {applied} is newer than this server ({}); upgrade prism-server",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(
-            None,
-            "user_version",
-            i64::try_from(index + 1).unwrap_or(i64::MAX),
-        )?;
-        tx.commit()?;
-    }
-    Ok(())
 }
 
 /// The thread that owns the connection.
@@ -336,147 +296,13 @@ impl Worker {
     }
 }
 
-fn apply_write(tx: &mut Transaction<'_>, write: &HostWrite) -> Result<(), StoreError> {
-    let savepoint = tx.savepoint()?;
-    match write {
-        HostWrite::Upsert(host) => {
-            savepoint.execute(
-                "INSERT INTO hosts (hostname, owner, address, first_seen_ms, last_seen_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(hostname) DO UPDATE SET
-                     owner = excluded.owner,
-                     address = excluded.address,
-                     last_seen_ms = max(hosts.last_seen_ms, excluded.last_seen_ms)",
-                params![
-                    host.hostname,
-                    host.owner,
-                    host.address.to_string(),
-                    unix_millis(host.first_seen),
-                    unix_millis(host.last_seen)
-                ],
-            )?;
-        }
-        HostWrite::Freshness(refreshes) => {
-            let mut update = savepoint.prepare_cached(
-                "UPDATE hosts SET last_seen_ms = ?2 WHERE hostname = ?1 AND last_seen_ms < ?2",
-            )?;
-            for (hostname, last_seen) in refreshes {
-                update.execute(params![hostname, unix_millis(*last_seen)])?;
-            }
-        }
-        HostWrite::Delete(hostname) => {
-            savepoint.execute("DELETE FROM hosts WHERE hostname = ?1", params![hostname])?;
-        }
-    }
-    savepoint.commit()?;
-    Ok(())
-}
-
-fn load_hosts(conn: &Connection) -> Result<Vec<HostRecord>, StoreError> {
-    let mut select =
-        conn.prepare("SELECT hostname, owner, address, first_seen_ms, last_seen_ms FROM hosts")?;
-    let rows = select.query_map([], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, i64>(3)?,
-            row.get::<_, i64>(4)?,
-        ))
-    })?;
-    let mut hosts = Vec::new();
-    for row in rows {
-        let (hostname, owner, address, first_seen, last_seen) = row?;
-        let address: IpAddr = address
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("host {hostname} has address {address:?}")))?;
-        hosts.push(HostRecord {
-            hostname,
-            owner,
-            address,
-            first_seen: from_unix_millis(first_seen),
-            last_seen: from_unix_millis(last_seen),
-        });
-    }
-    Ok(hosts)
-}
-
-/// A token row as stored: id, owner, admin, hash, created_at_ms, revoked_at_ms.
-type TokenRow = (i64, String, bool, Vec<u8>, i64, Option<i64>);
-
-fn token_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ))
-}
-
-fn into_token_record(
-    (id, owner, admin, hash, created_at, revoked_at): (
-        i64,
-        String,
-        bool,
-        Vec<u8>,
-        i64,
-        Option<i64>,
-    ),
-) -> Result<TokenRecord, StoreError> {
-    let hash = TokenHash::from_slice(&hash)
-        .ok_or_else(|| StoreError::Corrupt(format!("token {id} has a malformed hash")))?;
-    Ok(TokenRecord {
-        id,
-        owner,
-        admin,
-        hash,
-        created_at: from_unix_millis(created_at),
-        revoked_at: revoked_at.map(from_unix_millis),
-    })
-}
-
-const TOKEN_COLUMNS: &str = "id, owner, admin, hash, created_at_ms, revoked_at_ms";
-
-fn list_tokens(conn: &Connection) -> Result<Vec<TokenRecord>, StoreError> {
-    let mut select = conn.prepare(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id"))?;
-    let rows = select.query_map([], token_from_row)?;
-    rows.map(|row| into_token_record(row?)).collect()
-}
-
-fn create_token(
-    conn: &Connection,
-    owner: String,
-    admin: bool,
-    hash: TokenHash,
-    created_at: SystemTime,
-) -> Result<TokenRecord, StoreError> {
-    conn.execute(
-        "INSERT INTO tokens (owner, admin, hash, created_at_ms) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            owner,
-            admin,
-            hash.as_bytes().as_slice(),
-            unix_millis(created_at)
-        ],
-    )?;
-    let id = conn.last_insert_rowid();
-    let row = conn
-        .query_row(
-            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
-            params![id],
-            token_from_row,
-        )
-        .optional()?
-        .ok_or_else(|| StoreError::Database(format!("token {id} vanished after insert")))?;
-    into_token_record(row)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::hash_token;
+    use std::net::IpAddr;
+
+    use crate::core::auth::hash_token;
+    use crate::core::clock::from_unix_millis;
 
     fn host(name: &str, last_seen_ms: i64) -> HostRecord {
         HostRecord {

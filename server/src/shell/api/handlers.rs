@@ -1,6 +1,5 @@
 //! The API's request handlers: health, stats, metrics and host reads with bearer-token auth.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -11,13 +10,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::ApiError;
-use crate::auth::{OPEN_MODE_OWNER, Principal};
-use crate::clock::rfc3339;
-use crate::config::AuthMode;
-use crate::core::Core;
-use crate::protocol::Hostname;
-use crate::registry::{HostQuery, HostStatus, HostView};
+use super::{ApiError, ApiState};
+use crate::core::auth::Principal;
+use crate::core::clock::rfc3339;
+use crate::core::protocol::Hostname;
+use crate::core::registry::{HostQuery, HostStatus, HostView};
 
 /// Longest the health check waits for the database before reporting it degraded.
 pub const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,10 +29,9 @@ const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `GET /api/health`: 200 when the database answers a write probe, 503 otherwise.
-pub(super) async fn health(State(core): State<Arc<Core>>) -> Response {
-    let probe = tokio::time::timeout(HEALTH_PROBE_TIMEOUT, core.store.ping().wait()).await;
-    let counts = core.registry.counts();
-    let maintenance = core.metrics.maintenance_mode.get() == 1;
+pub(super) async fn health(State(state): State<ApiState>) -> Response {
+    let probe = tokio::time::timeout(HEALTH_PROBE_TIMEOUT, state.store.ping().wait()).await;
+    let counts = state.registry.counts();
     let hosts = json!({
         "registered": counts.registered,
         "online": counts.online,
@@ -46,11 +42,10 @@ pub(super) async fn health(State(core): State<Arc<Core>>) -> Response {
             let body = json!({
                 "status": "healthy",
                 "database": "ok",
-                "maintenance": maintenance,
                 "version": VERSION,
                 "hosts": hosts,
             });
-            return Json(body).into_response();
+            return Json(with_maintenance(&state, body)).into_response();
         }
         Ok(Err(err)) => err.to_string(),
         Err(_) => format!(
@@ -64,16 +59,19 @@ pub(super) async fn health(State(core): State<Arc<Core>>) -> Response {
         "error": "database unavailable",
         "detail": failure,
         "database": "error",
-        "maintenance": maintenance,
         "version": VERSION,
         "hosts": hosts,
     });
-    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(with_maintenance(&state, body)),
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
-pub(super) async fn metrics(State(core): State<Arc<Core>>) -> Result<Response, ApiError> {
-    let text = core
+pub(super) async fn metrics(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    let text = state
         .metrics
         .encode()
         .map_err(|err| ApiError::Internal(err.to_string()))?;
@@ -82,10 +80,10 @@ pub(super) async fn metrics(State(core): State<Arc<Core>>) -> Result<Response, A
 
 /// `GET /api/stats`: host counts and connection figures (the same totals `/metrics` shows,
 /// so it is as open as `/metrics`).
-pub(super) async fn stats(State(core): State<Arc<Core>>) -> Json<Value> {
-    let counts = core.registry.counts();
-    let metrics = &core.metrics;
-    Json(json!({
+pub(super) async fn stats(State(state): State<ApiState>) -> Json<Value> {
+    let counts = state.registry.counts();
+    let metrics = &state.metrics;
+    let body = json!({
         "hosts": {
             "registered": counts.registered,
             "online": counts.online,
@@ -94,18 +92,18 @@ pub(super) async fn stats(State(core): State<Arc<Core>>) -> Json<Value> {
         "connections": {
             "active": metrics.tcp_active_connections.get(),
         },
-        "maintenance": metrics.maintenance_mode.get() == 1,
         "version": VERSION,
-    }))
+    });
+    Json(with_maintenance(&state, body))
 }
 
 /// `GET /api/hosts`: a page of the caller's hosts (every host for admins).
 pub(super) async fn list_hosts(
-    State(core): State<Arc<Core>>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&core, &headers)?;
+    let principal = authenticate(&state, &headers)?;
     let Query(pairs) = query.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let params = ListParams::parse(&pairs)?;
     let owner = match &params.owner {
@@ -124,7 +122,7 @@ pub(super) async fn list_hosts(
         search: params.search.as_deref(),
     };
     let offset = (params.page - 1).saturating_mul(params.per_page);
-    let page = core.registry.page(&query, offset, params.per_page);
+    let page = state.registry.page(&query, offset, params.per_page);
     Ok(Json(json!({
         "hosts": page.hosts.iter().map(host_json).collect::<Vec<_>>(),
         "page": params.page,
@@ -137,15 +135,16 @@ pub(super) async fn list_hosts(
 /// `GET /api/hosts/{hostname}`: one host. Another owner's host answers 404 like an unknown
 /// one, so tokens cannot probe which names exist.
 pub(super) async fn get_host(
-    State(core): State<Arc<Core>>,
+    State(state): State<ApiState>,
     headers: HeaderMap,
     hostname: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = authenticate(&core, &headers)?;
+    let principal = authenticate(&state, &headers)?;
     let Path(raw) = hostname.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let hostname = Hostname::parse(&raw)
         .map_err(|err| ApiError::BadRequest(format!("hostname {raw:?}: {err}")))?;
-    core.registry
+    state
+        .registry
         .get(hostname.as_str())
         .filter(|host| principal.admin || host.owner == principal.owner)
         .map(|host| Json(host_json(&host)))
@@ -168,14 +167,23 @@ pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ))
 }
 
-/// The caller of a `/api/hosts*` request. In `auth.mode = open` (development only) every
-/// caller is an admin; otherwise a valid bearer token is required.
-fn authenticate(core: &Core, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    if core.config.auth.mode == AuthMode::Open {
-        return Ok(Principal {
-            owner: OPEN_MODE_OWNER.into(),
-            admin: true,
-        });
+/// Adds maintenance mode as in force now to `body`: `"maintenance": true|false`, and while it
+/// is on the operator's `"maintenance_message"`.
+fn with_maintenance(state: &ApiState, mut body: Value) -> Value {
+    let config = state.config.get();
+    let maintenance = &config.maintenance;
+    body["maintenance"] = Value::Bool(maintenance.enabled);
+    if maintenance.enabled {
+        body["maintenance_message"] = Value::String(maintenance.message.clone());
+    }
+    body
+}
+
+/// The caller of a `/api/hosts*` request: a valid bearer token, or anyone in `auth.mode =
+/// open` (decided by [`crate::core::auth::Authenticator::authenticate`]).
+fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    if let Ok(open) = state.auth.authenticate(None) {
+        return Ok(open);
     }
     let header = headers.get(AUTHORIZATION).ok_or_else(|| {
         ApiError::Unauthorized(
@@ -193,7 +201,8 @@ fn authenticate(core: &Core, headers: &HeaderMap) -> Result<Principal, ApiError>
         .ok_or_else(|| {
             ApiError::Unauthorized("the Authorization header must be 'Bearer <token>'".into())
         })?;
-    core.auth
+    state
+        .auth
         .authenticate(Some(token))
         .map_err(|_| ApiError::Unauthorized("token is not valid or has been revoked".into()))
 }

@@ -6,12 +6,30 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::config::Config;
+use super::Config;
+use super::validate::validate;
 
 /// The file read when `--config` is not given, if it exists in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "prism.yaml";
 /// Prefix of every configuration environment variable.
 pub const ENV_PREFIX: &str = "PRISM_";
+
+/// One refused key: where its value came from and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where the value came from: the file, an environment variable or a flag.
+    pub origin: String,
+    /// The dotted key, e.g. `server.tcp_port`.
+    pub key: String,
+    /// What is wrong and what is accepted.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.origin, self.key, self.reason)
+    }
+}
 
 /// Why a configuration was refused. Every message names the key and what it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,16 +50,27 @@ pub enum ConfigError {
         /// What the parser said.
         reason: String,
     },
-    /// A key is unknown or its value is not accepted.
-    #[error("{origin}: {key}: {reason}")]
-    Invalid {
-        /// Where the value came from: the file, an environment variable or a flag.
-        origin: String,
-        /// The dotted key, e.g. `server.tcp_port`.
-        key: String,
-        /// What is wrong and what is accepted.
-        reason: String,
-    },
+    /// Keys are unknown or their values are not accepted: every such key, not only the first.
+    #[error("{}", render_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl ConfigError {
+    /// The refused keys (empty for read and syntax errors).
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Self::Invalid(problems) => problems,
+            _ => &[],
+        }
+    }
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    match lines.as_slice() {
+        [one] => one.clone(),
+        _ => format!("{} problems:\n  {}", lines.len(), lines.join("\n  ")),
+    }
 }
 
 /// Where the configuration comes from. Kept for the life of the process, so a SIGHUP reload
@@ -81,7 +110,7 @@ impl ConfigSources {
             .push((key.to_owned(), flag.to_owned(), value.into()));
     }
 
-    /// Loads, merges and validates the configuration.
+    /// Loads, merges and validates the configuration. Every refused key is reported at once.
     pub fn load(&self) -> Result<Config, ConfigError> {
         let defaults = defaults_tree();
         let mut tree = match &self.file {
@@ -94,28 +123,35 @@ impl ConfigSources {
             .map_or_else(|| "defaults".to_owned(), |path| path.display().to_string());
         // Which source set each overridden key, so a bad value is reported where it came from.
         let mut origins: BTreeMap<String, String> = BTreeMap::new();
+        let mut problems = Vec::new();
         for (name, raw) in &self.env {
             let Some((section, key)) = env_target(&defaults, name) else {
                 continue;
             };
             let dotted = format!("{section}.{key}");
+            let origin = format!("environment variable {name}");
             let Some(default) = defaults.get(&section).and_then(|s| s.get(&key)) else {
-                return Err(ConfigError::Invalid {
-                    origin: format!("environment variable {name}"),
+                problems.push(Problem {
+                    origin,
                     key: dotted,
                     reason: format!(
                         "unknown key; keys of section `{section}`: {}",
                         keys_of(&defaults, &section)
                     ),
                 });
+                continue;
             };
-            let value = env_value(raw, default).map_err(|reason| ConfigError::Invalid {
-                origin: format!("environment variable {name}"),
-                key: dotted.clone(),
-                reason,
-            })?;
-            set(&mut tree, &section, &key, value);
-            origins.insert(dotted, format!("environment variable {name}"));
+            match env_value(raw, default) {
+                Ok(value) => {
+                    set(&mut tree, &section, &key, value);
+                    origins.insert(dotted, origin);
+                }
+                Err(reason) => problems.push(Problem {
+                    origin,
+                    key: dotted,
+                    reason,
+                }),
+            }
         }
         for (dotted, flag, value) in &self.flags {
             if let Some((section, key)) = dotted.split_once('.') {
@@ -123,31 +159,159 @@ impl ConfigSources {
                 origins.insert(dotted.clone(), format!("flag {flag}"));
             }
         }
+        let origin_of = |key: &str| {
+            // A nested path such as `dns.nameservers[0].name` came from its top-level key.
+            let top: String = key.split(['[', '.']).take(2).collect::<Vec<_>>().join(".");
+            origins
+                .get(key)
+                .or_else(|| origins.get(&top))
+                .cloned()
+                .unwrap_or_else(|| file_origin.clone())
+        };
+        for (key, reason) in shape_problems(&defaults, &tree) {
+            problems.push(Problem {
+                origin: origin_of(&key),
+                key,
+                reason,
+            });
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
         let config: Config = serde_path_to_error::deserialize(Value::Object(tree)).map_err(
             |err: serde_path_to_error::Error<serde_json::Error>| {
                 let key = err.path().to_string();
-                let origin = origins
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| file_origin.clone());
-                let hint = accepted_values(&defaults, &key);
-                ConfigError::Invalid {
-                    origin,
-                    reason: format!("{}{hint}", err.inner()),
+                ConfigError::Invalid(vec![Problem {
+                    origin: origin_of(&key),
+                    reason: err.inner().to_string(),
                     key,
-                }
+                }])
             },
         )?;
-        validate(&config).map_err(|(key, reason)| ConfigError::Invalid {
-            origin: origins
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| file_origin.clone()),
-            key: key.to_owned(),
-            reason,
-        })?;
-        Ok(config)
+        let problems: Vec<Problem> = validate(&config)
+            .into_iter()
+            .map(|(key, reason)| Problem {
+                origin: origin_of(&key),
+                key,
+                reason,
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
+}
+
+/// Every unknown section or key, and every value of the wrong type, in `tree`: each key is
+/// deserialized on its own (over the defaults), so one bad key never hides the next.
+fn shape_problems(
+    defaults: &Map<String, Value>,
+    tree: &Map<String, Value>,
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (section, keys) in tree {
+        let Some(section_defaults) = defaults.get(section).and_then(Value::as_object) else {
+            let sections: Vec<_> = defaults.keys().cloned().collect();
+            problems.push((
+                section.clone(),
+                format!(
+                    "unknown section; accepted sections: {}",
+                    sections.join(", ")
+                ),
+            ));
+            continue;
+        };
+        let keys = match keys {
+            Value::Object(keys) => keys,
+            Value::Null => continue,
+            other => {
+                problems.push((
+                    section.clone(),
+                    format!(
+                        "{} is not accepted; expected a mapping of keys",
+                        compact(other)
+                    ),
+                ));
+                continue;
+            }
+        };
+        for (key, value) in keys {
+            let dotted = format!("{section}.{key}");
+            let Some(default) = section_defaults.get(key) else {
+                problems.push((
+                    dotted,
+                    format!(
+                        "unknown key; keys of section `{section}`: {}",
+                        keys_of(defaults, section)
+                    ),
+                ));
+                continue;
+            };
+            let mut single = Map::new();
+            set(&mut single, section, key, value.clone());
+            if let Err(err) = serde_path_to_error::deserialize::<_, Config>(Value::Object(single)) {
+                let path = err.path().to_string();
+                let path = if path.starts_with(&dotted) {
+                    path
+                } else {
+                    dotted.clone()
+                };
+                let reason = user_terms(&path, value, default, &err.inner().to_string());
+                problems.push((path, reason));
+            }
+        }
+    }
+    problems
+}
+
+/// A value as it reads in YAML, short enough to quote in a message.
+fn compact(value: &Value) -> String {
+    let text = match value {
+        Value::String(text) => format!("{text:?}"),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// serde's message for a refused value, said in the operator's terms: what was given and what
+/// the key accepts (`expected a port number 0–65535`, never `expected u16`).
+fn user_terms(dotted: &str, value: &Value, default: &Value, serde_message: &str) -> String {
+    let given = compact(value);
+    let from_serde = serde_message
+        .split_once("expected ")
+        .map(|(_, expected)| expected.replace('`', ""));
+    let expected = match (dotted, from_serde.as_deref().map(str::trim)) {
+        ("server.host", _) => "an IPv4 or IPv6 address".to_owned(),
+        (key, Some("u16")) if key.ends_with("port") => "a port number 0–65535".to_owned(),
+        (_, Some("u16")) => "a whole number 0–65535".to_owned(),
+        (_, Some("u8")) => "a whole number 0–255".to_owned(),
+        (_, Some("u32")) => "a whole number 0–4294967295".to_owned(),
+        (_, Some("u64" | "usize")) => "a whole number 0 or more".to_owned(),
+        (_, Some("f64" | "f32")) => "a number".to_owned(),
+        (_, Some("a boolean")) => "true or false".to_owned(),
+        (_, Some("a string")) => "text".to_owned(),
+        (_, Some("a sequence")) => "a list".to_owned(),
+        (_, Some(other)) => other.to_owned(),
+        (_, None) => match default {
+            Value::Bool(_) => "true or false".to_owned(),
+            Value::Number(_) => "a number".to_owned(),
+            Value::String(_) => "text".to_owned(),
+            Value::Array(_) => "a list".to_owned(),
+            _ => serde_message.to_owned(),
+        },
+    };
+    let default = match default {
+        Value::String(text) if text.is_empty() => String::new(),
+        Value::Array(items) if items.is_empty() => String::new(),
+        other => format!(" (default {})", compact(other)),
+    };
+    format!("{given} is not accepted; expected {expected}{default}")
 }
 
 /// The defaults as a tree of sections, used to type environment values and list valid keys.
@@ -248,122 +412,6 @@ fn keys_of(defaults: &Map<String, Value>, section: &str) -> String {
         .and_then(Value::as_object)
         .map(|keys| keys.keys().cloned().collect::<Vec<_>>().join(", "))
         .unwrap_or_default()
-}
-
-/// A short "accepted: …" suffix for a deserialization error at `dotted`.
-fn accepted_values(defaults: &Map<String, Value>, dotted: &str) -> String {
-    let mut parts = dotted.splitn(2, '.');
-    let (Some(section), key) = (parts.next(), parts.next()) else {
-        return String::new();
-    };
-    let Some(keys) = defaults.get(section) else {
-        let sections: Vec<_> = defaults.keys().cloned().collect();
-        return format!("; accepted sections: {}", sections.join(", "));
-    };
-    let Some(default) = key.and_then(|key| keys.get(key)) else {
-        return String::new();
-    };
-    let kind = match (dotted, default) {
-        ("server.host", _) => "an IPv4 or IPv6 address",
-        ("auth.mode", _) => return String::new(),
-        (_, Value::Bool(_)) => "true or false",
-        (_, Value::Number(n)) if n.is_f64() => "a number of seconds, fractions allowed",
-        (_, Value::Number(_)) => "a whole number",
-        (_, Value::String(_)) => "a string",
-        (_, Value::Array(_)) => "a list",
-        _ => return String::new(),
-    };
-    format!(" (accepted: {kind}; default {default})")
-}
-
-/// Checks the ranges serde cannot express. Returns the offending key and the reason.
-pub fn validate(config: &Config) -> Result<(), (&'static str, String)> {
-    fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), (&'static str, String)> {
-        if value < min {
-            return Err((
-                key,
-                format!("{value} is too small; accepted: {min} or more"),
-            ));
-        }
-        Ok(())
-    }
-    let server = &config.server;
-    at_least(
-        "server.max_connections",
-        u64::try_from(server.max_connections).unwrap_or(u64::MAX),
-        1,
-    )?;
-    at_least("server.idle_timeout_secs", server.idle_timeout_secs, 1)?;
-    if server.api_port != 0 && server.api_port == server.tcp_port {
-        return Err((
-            "server.api_port",
-            format!(
-                "{} is also server.tcp_port; accepted: a different port, or 0 for any free port",
-                server.api_port
-            ),
-        ));
-    }
-    if config.database.path.as_os_str().is_empty() {
-        return Err(("database.path", "empty; accepted: a file path".into()));
-    }
-    at_least(
-        "database.connection_pool_size",
-        u64::try_from(config.database.connection_pool_size).unwrap_or(u64::MAX),
-        1,
-    )?;
-    if !(1..=1000).contains(&config.database.write_behind_ms) {
-        return Err((
-            "database.write_behind_ms",
-            format!(
-                "{} is out of range; accepted: 1 to 1000",
-                config.database.write_behind_ms
-            ),
-        ));
-    }
-    let heartbeat = &config.heartbeat;
-    at_least("heartbeat.interval", heartbeat.interval, 1)?;
-    at_least(
-        "heartbeat.timeout_multiplier",
-        heartbeat.timeout_multiplier,
-        1,
-    )?;
-    at_least(
-        "heartbeat.cleanup_after_days",
-        heartbeat.cleanup_after_days,
-        1,
-    )?;
-    if !(heartbeat.check_interval.is_finite() && (0.01..=60.0).contains(&heartbeat.check_interval))
-    {
-        return Err((
-            "heartbeat.check_interval",
-            format!(
-                "{} is out of range; accepted: 0.01 to 60 seconds",
-                heartbeat.check_interval
-            ),
-        ));
-    }
-    let frame = config.protocol.max_frame_bytes;
-    if !(64..=16 * 1024 * 1024).contains(&frame) {
-        return Err((
-            "protocol.max_frame_bytes",
-            format!("{frame} is out of range; accepted: 64 to 16777216"),
-        ));
-    }
-    if config.rate_limit.registrations_per_minute > 0 {
-        at_least("rate_limit.burst", u64::from(config.rate_limit.burst), 1)?;
-    }
-    at_least("auth.refresh_ms", config.auth.refresh_ms, 1)?;
-    if let Err(err) = tracing_subscriber::EnvFilter::try_new(&config.logging.level) {
-        return Err((
-            "logging.level",
-            format!(
-                "{:?} is not a log filter ({err}); accepted: error, warn, info, debug, trace, \
-                 or directives such as prism_server=debug",
-                config.logging.level
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Every key as (dotted key, environment variable, default rendered as YAML), in file order,

@@ -1,7 +1,16 @@
-//! Every setting of the server with its default, in one place.
+//! Configuration: every setting of the server with its default, in one place, plus loading
+//! ([`loader`]), validation ([`validate`]), the live value ([`live`]) and reloads ([`reload`]).
 //!
 //! The section and key names follow the earlier implementation's `server.yaml`, so the same
 //! structure deserializes from a configuration file.
+
+pub mod live;
+pub mod loader;
+pub mod reload;
+pub mod validate;
+
+pub use live::LiveConfig;
+pub use loader::{ConfigError, ConfigSources};
 
 use std::net::IpAddr;
 use std::path::PathBuf;

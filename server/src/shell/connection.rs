@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::protocol::Response;
-use crate::protocol::frame::{self, FrameDecoder, FrameError};
+use crate::core::protocol::Response;
+use crate::core::protocol::frame::{self, FrameDecoder, FrameError};
 
 /// Read buffer growth step; frames larger than this grow the buffer as they arrive.
 const READ_CHUNK: usize = 8 * 1024;

@@ -1,0 +1,212 @@
+//! A Prism node: the core's pieces assembled over one store, and the periodic work that keeps
+//! them current (offline detection, the write-behind flush, the token refresh).
+//!
+//! Shells never get the node's fields: each takes the narrow handle it needs — the frame
+//! handler ([`Node::frames`]), the DNS answerer ([`Node::answerer`]), the registry view, the
+//! token cache, the metrics, the live configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::auth::Authenticator;
+use super::clock::{Clock, unix_millis};
+use super::dns::{Answerer, ZoneError};
+use super::handler::Core;
+use super::metrics::Metrics;
+use super::registry::Registry;
+use crate::config::{AuthMode, LiveConfig};
+use crate::store::{Store, StoreError};
+
+/// How often idle per-IP rate-limit entries are forgotten.
+const RATE_LIMIT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Failure to start a node.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not load the hosts or tokens.
+    #[error("cannot load state from the store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// One running server's state, shared by its shells.
+pub struct Node {
+    /// The frame handler the registration shell calls.
+    frames: Arc<Core>,
+    /// Host state: written by the frame handler and the maintenance loop, read by DNS and the
+    /// API.
+    registry: Arc<Registry>,
+    /// Active tokens, for the frame handler and the API.
+    auth: Arc<Authenticator>,
+    /// Durable storage.
+    store: Arc<dyn Store>,
+    /// Every metric.
+    metrics: Metrics,
+    /// Time source.
+    clock: Arc<dyn Clock>,
+    /// The configuration in force.
+    config: LiveConfig,
+}
+
+impl Node {
+    /// Loads tokens and hosts from `store` and returns a node ready to serve.
+    pub async fn start(
+        config: impl Into<LiveConfig>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Result<Arc<Self>, StartError> {
+        let config = config.into();
+        let settings = config.snapshot();
+        if settings.auth.mode == AuthMode::Open {
+            tracing::warn!("auth.mode is \"open\": any client may register any free hostname");
+        }
+        let auth = Arc::new(Authenticator::new(settings.auth.mode));
+        auth.replace_tokens(&store.list_tokens().wait().await?);
+        let registry = Arc::new(Registry::new(
+            &settings.heartbeat,
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            metrics.clone(),
+        ));
+        let records = store.load_hosts().wait().await?;
+        let loaded = records.len();
+        for deletion in registry.restore(records) {
+            deletion.wait().await?;
+        }
+        metrics.record_config_loaded(&settings, clock.wall());
+        let counts = registry.counts();
+        tracing::info!(
+            loaded,
+            online = counts.online,
+            offline = counts.offline,
+            "restored hosts from the store"
+        );
+        let frames = Arc::new(Core::new(
+            Arc::clone(&registry),
+            Arc::clone(&auth),
+            metrics.clone(),
+            Arc::clone(&clock),
+            config.clone(),
+        ));
+        Ok(Arc::new(Self {
+            frames,
+            registry,
+            auth,
+            store,
+            metrics,
+            clock,
+            config,
+        }))
+    }
+
+    /// The frame handler, for the registration shell.
+    pub fn frames(&self) -> Arc<Core> {
+        Arc::clone(&self.frames)
+    }
+
+    /// A DNS answerer over this node's registry view, for the `dns.*` section in force. The
+    /// SOA serial starts from the clock's wall time in seconds (see
+    /// [`super::dns::Zone::serial`]).
+    pub fn answerer(&self) -> Result<Answerer, ZoneError> {
+        let started_secs = unix_millis(self.clock.wall()) / 1000;
+        // Serials are compared modulo 2^32 (RFC 1982), so the low 32 bits are what counts.
+        Answerer::new(
+            Arc::clone(&self.registry),
+            self.metrics.clone(),
+            &self.config.get().dns,
+            started_secs as u32,
+        )
+    }
+
+    /// The host registry (its read view for DNS and the API; writes go through the frame
+    /// handler).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The token cache.
+    pub fn auth(&self) -> &Arc<Authenticator> {
+        &self.auth
+    }
+
+    /// The store (health probes).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Every metric.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The time source.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The configuration in force; reloads replace it.
+    pub fn config(&self) -> &LiveConfig {
+        &self.config
+    }
+
+    /// Runs offline detection, the write-behind flush, the token refresh and rate-limit
+    /// pruning until `stop` is cancelled; then flushes the last write-behind batch.
+    pub async fn run_maintenance(self: Arc<Self>, stop: CancellationToken) {
+        let settings = self.config.snapshot();
+        let mut sweep = tokio::time::interval(settings.heartbeat.check_interval());
+        let mut flush = tokio::time::interval(Duration::from_millis(
+            settings.database.write_behind_ms.clamp(1, 1000),
+        ));
+        let mut refresh =
+            tokio::time::interval(Duration::from_millis(settings.auth.refresh_ms.max(1)));
+        let mut prune = tokio::time::interval(RATE_LIMIT_PRUNE_INTERVAL);
+        for timer in [&mut sweep, &mut flush, &mut refresh, &mut prune] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = sweep.tick() => self.sweep().await,
+                _ = flush.tick() => self.flush_freshness().await,
+                _ = refresh.tick() => self.refresh_tokens().await,
+                _ = prune.tick() => self.frames.prune_rate_limits(),
+            }
+        }
+        self.flush_freshness().await;
+    }
+
+    async fn sweep(&self) {
+        let sweep = self.registry.sweep();
+        for hostname in &sweep.went_offline {
+            tracing::info!(%hostname, "host went offline");
+        }
+        for hostname in &sweep.deleted {
+            tracing::info!(%hostname, "host deleted after cleanup_after_days offline");
+        }
+        for deletion in sweep.deletions {
+            if let Err(err) = deletion.wait().await {
+                tracing::error!(error = %err, "could not delete an expired host from the store");
+            }
+        }
+    }
+
+    /// Writes the pending heartbeat freshness to the store now.
+    pub async fn flush_freshness(&self) {
+        if let Some(pending) = self.registry.flush_freshness()
+            && let Err(err) = pending.wait().await
+        {
+            tracing::error!(error = %err, "write-behind flush of heartbeat freshness failed");
+        }
+    }
+
+    async fn refresh_tokens(&self) {
+        match self.store.list_tokens().wait().await {
+            Ok(tokens) => self.auth.replace_tokens(&tokens),
+            Err(err) => {
+                tracing::warn!(error = %err, "token refresh failed; keeping the cached tokens")
+            }
+        }
+    }
+}

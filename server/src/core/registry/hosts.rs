@@ -1,0 +1,105 @@
+//! The indexed collection of hosts behind the registry: hosts by name, the same names in
+//! order, the deadline index and the online count, kept in step by [`State::put`] and
+//! [`State::remove`]. No lifecycle rules here: [`super::Registry`] decides, this stores.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use super::{DeadlineQueue, HostCounts, HostStatus, HostView};
+
+#[derive(Debug, Clone)]
+pub(super) struct Host {
+    pub(super) owner: Arc<str>,
+    pub(super) address: IpAddr,
+    pub(super) status: HostStatus,
+    pub(super) first_seen: SystemTime,
+    pub(super) last_seen: SystemTime,
+    /// When the host next changes state: going offline, or (when offline) being deleted.
+    pub(super) deadline: Instant,
+    /// Bumped on every change, so an undo only reverts the change it belongs to.
+    pub(super) version: u64,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    /// Hosts by name: O(1) lookups, so a sweep's cost does not grow with the registry.
+    pub(super) hosts: HashMap<Arc<str>, Host>,
+    /// The same names in order, for listings; changes only when a host is added or deleted.
+    pub(super) names: BTreeSet<Arc<str>>,
+    pub(super) deadlines: DeadlineQueue,
+    /// Hosts whose `last_seen` moved since the last write-behind flush.
+    pub(super) stale_freshness: HashSet<Arc<str>>,
+    pub(super) online: usize,
+    pub(super) next_version: u64,
+    /// Increases with every change visible in DNS (a zone serial can follow it).
+    pub(super) generation: u64,
+}
+
+pub(super) fn view(name: &Arc<str>, host: &Host) -> HostView {
+    HostView {
+        hostname: Arc::clone(name),
+        owner: Arc::clone(&host.owner),
+        address: host.address,
+        status: host.status,
+        first_seen: host.first_seen,
+        last_seen: host.last_seen,
+    }
+}
+
+impl State {
+    pub(super) fn bump_version(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    pub(super) fn counts(&self) -> HostCounts {
+        HostCounts {
+            registered: self.hosts.len(),
+            online: self.online,
+            offline: self.hosts.len() - self.online,
+        }
+    }
+
+    /// Adds `host`, or replaces the host of that name, keeping the deadline entry, the online
+    /// count and the name index in step.
+    pub(super) fn put(&mut self, name: Arc<str>, host: Host) {
+        let (deadline, online) = (host.deadline, host.status == HostStatus::Online);
+        match self.hosts.insert(Arc::clone(&name), host) {
+            Some(old) => {
+                if old.status == HostStatus::Online {
+                    self.online -= 1;
+                }
+                self.deadlines.remove(old.deadline, &name);
+            }
+            None => {
+                self.names.insert(Arc::clone(&name));
+            }
+        }
+        if online {
+            self.online += 1;
+        }
+        self.deadlines.insert(deadline, name);
+    }
+
+    /// Removes a host, its deadline entry and its name.
+    pub(super) fn remove(&mut self, name: &Arc<str>) -> Option<Host> {
+        let host = self.hosts.remove(name)?;
+        self.names.remove(name);
+        if host.status == HostStatus::Online {
+            self.online -= 1;
+        }
+        self.deadlines.remove(host.deadline, name);
+        Some(host)
+    }
+
+    /// Every host in hostname order.
+    pub(super) fn sorted(&self) -> impl Iterator<Item = (&Arc<str>, &Host)> {
+        self.names
+            .iter()
+            .filter_map(|name| self.hosts.get_key_value(name))
+    }
+}
