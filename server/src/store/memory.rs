@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use super::TokenHash;
+use tokio::sync::oneshot;
+
 use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenRecord};
 
 /// A store that keeps everything in memory; every operation completes immediately.
@@ -17,12 +19,45 @@ pub struct MemoryStore {
     state: Arc<Mutex<MemoryState>>,
 }
 
+/// A host write waiting for [`MemoryStore::release_writes`], with its reply.
+type HeldWrite = (HostWrite, oneshot::Sender<Result<(), StoreError>>);
+
+/// Applies one host write to the stored hosts.
+fn apply(state: &mut MemoryState, write: HostWrite) {
+    match write {
+        HostWrite::Upsert(record) => {
+            let merged = match state.hosts.get(&record.hostname) {
+                Some(old) => HostRecord {
+                    first_seen: old.first_seen,
+                    last_seen: old.last_seen.max(record.last_seen),
+                    ..record
+                },
+                None => record,
+            };
+            state.hosts.insert(merged.hostname.clone(), merged);
+        }
+        HostWrite::Freshness(refreshes) => {
+            for (hostname, last_seen) in refreshes {
+                if let Some(host) = state.hosts.get_mut(&hostname) {
+                    host.last_seen = host.last_seen.max(last_seen);
+                }
+            }
+        }
+        HostWrite::Delete(hostname) => {
+            state.hosts.remove(&hostname);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct MemoryState {
     hosts: BTreeMap<String, HostRecord>,
     tokens: Vec<TokenRecord>,
     /// When set, every operation fails, to exercise error paths.
     failing: bool,
+    /// When set, host writes wait here until [`MemoryStore::release_writes`], to exercise
+    /// registrations that race a slow commit.
+    held: Option<Vec<HeldWrite>>,
 }
 
 impl MemoryStore {
@@ -34,6 +69,37 @@ impl MemoryStore {
     /// Makes every later operation fail (`true`) or succeed again (`false`).
     pub fn set_failing(&self, failing: bool) {
         self.state().failing = failing;
+    }
+
+    /// Holds every later host write unanswered (and unapplied) until
+    /// [`MemoryStore::release_writes`], like a commit that stalls.
+    pub fn hold_writes(&self) {
+        let mut state = self.state();
+        if state.held.is_none() {
+            state.held = Some(Vec::new());
+        }
+    }
+
+    /// Answers the held writes in order: applies each and reports success when `succeed`,
+    /// otherwise fails each without applying it. Later writes are no longer held.
+    pub fn release_writes(&self, succeed: bool) {
+        let mut state = self.state();
+        for (write, reply) in state.held.take().unwrap_or_default() {
+            let result = if succeed {
+                apply(&mut state, write);
+                Ok(())
+            } else {
+                Err(StoreError::Database(
+                    "injected failure (MemoryStore::release_writes)".into(),
+                ))
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Host writes held now.
+    pub fn held_writes(&self) -> usize {
+        self.state().held.as_ref().map_or(0, Vec::len)
     }
 
     /// A copy of the stored hosts, for assertions.
@@ -61,29 +127,14 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn write_host(&self, write: HostWrite) -> Pending<()> {
-        self.run(|state| match write {
-            HostWrite::Upsert(record) => {
-                let merged = match state.hosts.get(&record.hostname) {
-                    Some(old) => HostRecord {
-                        first_seen: old.first_seen,
-                        last_seen: old.last_seen.max(record.last_seen),
-                        ..record
-                    },
-                    None => record,
-                };
-                state.hosts.insert(merged.hostname.clone(), merged);
-            }
-            HostWrite::Freshness(refreshes) => {
-                for (hostname, last_seen) in refreshes {
-                    if let Some(host) = state.hosts.get_mut(&hostname) {
-                        host.last_seen = host.last_seen.max(last_seen);
-                    }
-                }
-            }
-            HostWrite::Delete(hostname) => {
-                state.hosts.remove(&hostname);
-            }
-        })
+        let mut state = self.state();
+        if let Some(held) = &mut state.held {
+            let (reply, done) = oneshot::channel();
+            held.push((write, reply));
+            return Pending::waiting(done);
+        }
+        drop(state);
+        self.run(|state| apply(state, write))
     }
 
     fn load_hosts(&self) -> Pending<Vec<HostRecord>> {

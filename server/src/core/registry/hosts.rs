@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
+use super::durable::InFlight;
 use super::{DeadlineQueue, HostCounts, HostStatus, HostView};
 
 #[derive(Debug, Clone)]
@@ -20,8 +21,12 @@ pub(super) struct Host {
     pub(super) last_seen: SystemTime,
     /// When the host next changes state: going offline, or (when offline) being deleted.
     pub(super) deadline: Instant,
-    /// Bumped on every change, so an undo only reverts the change it belongs to.
+    /// Identifies the host's last durable change (creation or move), so an undo only
+    /// reverts the change it belongs to. Heartbeats leave it alone.
     pub(super) version: u64,
+    /// That change's write while it is not yet durable: every registration of the host waits
+    /// for it before it is acknowledged.
+    pub(super) in_flight: Option<InFlight>,
 }
 
 #[derive(Default)]

@@ -5,6 +5,7 @@
 //! Heartbeat freshness is collected and written behind by [`Registry::flush_freshness`].
 
 mod deadlines;
+mod durable;
 mod hosts;
 mod query;
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 pub use deadlines::DeadlineQueue;
+use durable::{InFlight, OwnWrite, Undo};
 use hosts::{Host, State, view};
 pub use query::{HostPage, HostQuery};
 
@@ -105,14 +107,17 @@ pub struct Sweep {
     pub deletions: Vec<Pending<()>>,
 }
 
-/// A submitted durable write and how to revert the change if it fails.
-type DurableChange = (Pending<()>, Undo);
-
-/// How to revert a change whose durable write failed.
-struct Undo {
-    hostname: Arc<str>,
-    version: u64,
-    previous: Option<Host>,
+/// What a registration must wait for before its success may be sent.
+enum Wait<'a> {
+    /// Nothing: the host's last durable change is committed.
+    Durable,
+    /// Its own durable write, which it completes.
+    Own(OwnWrite<'a>),
+    /// The durable write another registration of this host submitted.
+    Other(InFlight),
+    /// Another durable change of this host is in flight and this registration needs one of
+    /// its own: wait for the first, then apply again.
+    ThenRetry(InFlight),
 }
 
 /// The registry of hosts.
@@ -179,6 +184,7 @@ impl Registry {
                     last_seen: record.last_seen,
                     deadline: now + remaining,
                     version,
+                    in_flight: None,
                 },
             );
         }
@@ -186,22 +192,32 @@ impl Registry {
         deletions
     }
 
-    /// Registers or refreshes `hostname` for `owner` from `address`; returns once any durable
-    /// change is on disk. On a store failure the change is reverted and reported.
+    /// Registers or refreshes `hostname` for `owner` from `address`; returns only once the
+    /// write that created or last moved the host is durable, whichever registration submitted
+    /// it. When that write fails, the change is reverted and every registration waiting on it
+    /// gets the error.
     pub async fn register(
         &self,
         hostname: &Hostname,
         owner: &Arc<str>,
         address: IpAddr,
     ) -> Result<Outcome, RegisterError> {
-        let (outcome, durable) = self.apply_registration(hostname, owner, address)?;
-        if let Some((pending, undo)) = durable
-            && let Err(err) = pending.wait().await
-        {
-            self.revert(undo);
-            return Err(err.into());
+        loop {
+            let (outcome, wait) = self.apply_registration(hostname, owner, address)?;
+            match wait {
+                Wait::Durable => {}
+                Wait::Own(write) => write.complete().await?,
+                Wait::Other(write) => write.outcome().await?,
+                Wait::ThenRetry(write) => {
+                    // Another durable change of this host is in flight: apply this one on
+                    // top of its outcome, never beside it.
+                    let _ = write.outcome().await;
+                    continue;
+                }
+            }
+            self.record_outcome(outcome);
+            return Ok(outcome);
         }
-        Ok(outcome)
     }
 
     fn apply_registration(
@@ -209,7 +225,7 @@ impl Registry {
         hostname: &Hostname,
         owner: &Arc<str>,
         address: IpAddr,
-    ) -> Result<(Outcome, Option<DurableChange>), RegisterError> {
+    ) -> Result<(Outcome, Wait<'_>), RegisterError> {
         let now = self.clock.now();
         let wall = self.clock.wall();
         let deadline = now + self.offline_after;
@@ -231,18 +247,23 @@ impl Registry {
             },
             Some(_) => Outcome::Heartbeat,
         };
-        let version = state.bump_version();
-        let updated = Host {
+        let needs_durable_write = previous.as_ref().is_none_or(|host| host.address != address);
+        let in_flight = previous.as_ref().and_then(|host| host.in_flight.clone());
+        if needs_durable_write && let Some(write) = in_flight {
+            return Ok((outcome, Wait::ThenRetry(write)));
+        }
+        let mut updated = Host {
             owner: Arc::clone(owner),
             address,
             status: HostStatus::Online,
             first_seen: previous.as_ref().map_or(wall, |host| host.first_seen),
             last_seen: wall,
             deadline,
-            version,
+            version: previous.as_ref().map_or(0, |host| host.version),
+            in_flight,
         };
-        let needs_durable_write = previous.as_ref().is_none_or(|host| host.address != address);
-        let durable = needs_durable_write.then(|| {
+        let wait = if needs_durable_write {
+            updated.version = state.bump_version();
             let pending = self.store.write_host(HostWrite::Upsert(HostRecord {
                 hostname: hostname.to_string(),
                 owner: owner.to_string(),
@@ -252,22 +273,22 @@ impl Registry {
             }));
             let undo = Undo {
                 hostname: Arc::clone(name),
-                version,
-                previous: previous.clone(),
+                version: updated.version,
+                previous,
             };
-            (pending, undo)
-        });
-        if !needs_durable_write {
+            let (write, handle) = OwnWrite::new(self, pending, undo);
+            updated.in_flight = Some(handle);
+            Wait::Own(write)
+        } else {
             state.stale_freshness.insert(Arc::clone(name));
-        }
+            updated.in_flight.clone().map_or(Wait::Durable, Wait::Other)
+        };
         if !matches!(outcome, Outcome::Heartbeat) {
             state.generation += 1;
         }
         state.put(Arc::clone(name), updated);
         self.publish_counts(&state);
-        drop(state);
-        self.record_outcome(outcome);
-        Ok((outcome, durable))
+        Ok((outcome, wait))
     }
 
     fn record_outcome(&self, outcome: Outcome) {
@@ -284,16 +305,25 @@ impl Registry {
         }
     }
 
-    fn revert(&self, undo: Undo) {
+    /// The durable write of `undo` finished: on success the host no longer waits on it; on
+    /// failure the change is undone. Only the change that submitted the write is touched.
+    fn settle(&self, undo: Undo, succeeded: bool) {
         let mut state = self.lock();
-        if state.hosts.get(&undo.hostname).map(|host| host.version) != Some(undo.version) {
-            // A later registration already replaced this change; it stands on its own write.
+        let Some(host) = state.hosts.get_mut(&undo.hostname) else {
+            return;
+        };
+        if host.version != undo.version {
+            return;
+        }
+        if succeeded {
+            host.in_flight = None;
             return;
         }
         match undo.previous {
             Some(previous) => state.put(undo.hostname, previous),
             None => {
                 state.remove(&undo.hostname);
+                state.stale_freshness.remove(&undo.hostname);
             }
         }
         state.generation += 1;

@@ -1,1 +1,290 @@
+//! Unit tests of the registry's rules: outcomes, ownership, deadlines, restore, and the
+//! durable-before-ack rule for registrations that race a commit.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::core::TokioClock;
+use crate::store::{MemoryStore, Store};
+
+/// A clock whose wall time moves with paused tokio time, from a fixed origin.
+fn clock() -> Arc<dyn Clock> {
+    Arc::new(TokioClock::starting_at(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    ))
+}
+
+fn registry(store: &MemoryStore) -> Arc<Registry> {
+    registry_on(store, clock())
+}
+
+fn registry_on(store: &MemoryStore, clock: Arc<dyn Clock>) -> Arc<Registry> {
+    Arc::new(Registry::new(
+        &HeartbeatSection::default(),
+        Arc::new(store.clone()) as Arc<dyn Store>,
+        clock,
+        Metrics::new().expect("metrics"),
+    ))
+}
+
+fn name(text: &str) -> Hostname {
+    Hostname::parse(text).expect("valid hostname")
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("address")
+}
+
+fn owner(text: &str) -> Arc<str> {
+    Arc::from(text)
+}
+
+#[tokio::test(start_paused = true)]
+async fn outcomes_follow_the_host_lifecycle() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    let (web, alice) = (name("web"), owner("alice"));
+    let register = |address: &str| registry.register(&web, &alice, ip(address));
+    assert_eq!(register("192.0.2.1").await, Ok(Outcome::Registered));
+    assert_eq!(register("192.0.2.1").await, Ok(Outcome::Heartbeat));
+    assert_eq!(
+        register("192.0.2.2").await,
+        Ok(Outcome::IpChanged {
+            from: ip("192.0.2.1"),
+            to: ip("192.0.2.2")
+        })
+    );
+    tokio::time::advance(Duration::from_secs(151)).await;
+    let sweep = registry.sweep();
+    assert_eq!(sweep.went_offline, vec![Arc::<str>::from("web")]);
+    assert_eq!(
+        register("192.0.2.3").await,
+        Ok(Outcome::Reconnected {
+            from: ip("192.0.2.2"),
+            to: ip("192.0.2.3")
+        })
+    );
+    assert_eq!(store.hosts()[0].address, ip("192.0.2.3"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_owner_cannot_take_a_name_and_changes_nothing() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    let web = name("web");
+    registry
+        .register(&web, &owner("alice"), ip("192.0.2.1"))
+        .await
+        .expect("first owner");
+    assert_eq!(
+        registry
+            .register(&web, &owner("bob"), ip("192.0.2.9"))
+            .await,
+        Err(RegisterError::OwnedByOther("web".into()))
+    );
+    let host = registry.get("web").expect("still registered");
+    assert_eq!((&*host.owner, host.address), ("alice", ip("192.0.2.1")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn offline_hosts_are_deleted_after_cleanup_and_restore_derives_status() {
+    let (store, clock) = (MemoryStore::new(), clock());
+    let registry = registry_on(&store, Arc::clone(&clock));
+    registry
+        .register(&name("old"), &owner("alice"), ip("192.0.2.1"))
+        .await
+        .expect("registered");
+    tokio::time::advance(Duration::from_secs(151)).await;
+    assert_eq!(registry.sweep().went_offline.len(), 1);
+    let restored = registry_on(&store, clock);
+    for deletion in restored.restore(store.hosts()) {
+        deletion.wait().await.expect("nothing to delete yet");
+    }
+    assert_eq!(
+        restored.get("old").map(|host| host.status),
+        Some(HostStatus::Offline),
+        "a host silent for longer than the timeout restores offline"
+    );
+    tokio::time::advance(Duration::from_secs(30 * 86_400)).await;
+    let sweep = registry.sweep();
+    assert_eq!(sweep.deleted.len(), 1);
+    for deletion in sweep.deletions {
+        deletion.wait().await.expect("deleted");
+    }
+    assert!(registry.get("old").is_none() && store.hosts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_racing_a_new_registration_is_acknowledged_only_after_its_commit() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    store.hold_writes();
+    let first = tokio::spawn({
+        let registry = Arc::clone(&registry);
+        async move {
+            registry
+                .register(&name("web"), &owner("alice"), ip("192.0.2.1"))
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    let second = tokio::spawn({
+        let registry = Arc::clone(&registry);
+        async move {
+            registry
+                .register(&name("web"), &owner("alice"), ip("192.0.2.1"))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !first.is_finished() && !second.is_finished(),
+        "a registration was answered before the host's write committed"
+    );
+    store.release_writes(true);
+    assert_eq!(first.await.expect("task"), Ok(Outcome::Registered));
+    assert_eq!(second.await.expect("task"), Ok(Outcome::Heartbeat));
+    assert_eq!(store.hosts().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_creating_write_fails_every_waiter_gets_the_error_and_the_host_is_gone() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    store.hold_writes();
+    let racers: Vec<_> = (0..100)
+        .map(|_| {
+            let registry = Arc::clone(&registry);
+            tokio::spawn(async move {
+                registry
+                    .register(&name("web"), &owner("alice"), ip("192.0.2.1"))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(store.held_writes(), 1, "one durable write for one new host");
+    store.release_writes(false);
+    for racer in racers {
+        let result = racer.await.expect("task");
+        assert!(
+            matches!(result, Err(RegisterError::Store(_))),
+            "a racer got {result:?} for a host that is not in the store"
+        );
+    }
+    assert!(
+        registry.get("web").is_none(),
+        "the registry still shows the host"
+    );
+    assert_eq!(registry.counts(), HostCounts::default());
+    assert!(store.hosts().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_heartbeat_from_the_new_address_waits_for_the_move_and_shares_its_failure() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    let (web, alice) = (name("web"), owner("alice"));
+    registry
+        .register(&web, &alice, ip("192.0.2.1"))
+        .await
+        .expect("registered");
+    store.hold_writes();
+    let mover = tokio::spawn({
+        let (registry, web, alice) = (Arc::clone(&registry), web.clone(), Arc::clone(&alice));
+        async move { registry.register(&web, &alice, ip("192.0.2.2")).await }
+    });
+    tokio::task::yield_now().await;
+    let follower = tokio::spawn({
+        let (registry, web, alice) = (Arc::clone(&registry), web.clone(), Arc::clone(&alice));
+        async move { registry.register(&web, &alice, ip("192.0.2.2")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !follower.is_finished(),
+        "acknowledged before the move committed"
+    );
+    store.release_writes(false);
+    assert!(matches!(
+        mover.await.expect("task"),
+        Err(RegisterError::Store(_))
+    ));
+    assert!(matches!(
+        follower.await.expect("task"),
+        Err(RegisterError::Store(_))
+    ));
+    assert_eq!(
+        registry.get("web").map(|host| host.address),
+        Some(ip("192.0.2.1")),
+        "the failed move is undone"
+    );
+    assert_eq!(store.hosts()[0].address, ip("192.0.2.1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_move_back_while_a_move_is_in_flight_applies_after_it() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    let (web, alice) = (name("web"), owner("alice"));
+    registry
+        .register(&web, &alice, ip("192.0.2.1"))
+        .await
+        .expect("registered");
+    store.hold_writes();
+    let away = tokio::spawn({
+        let (registry, web, alice) = (Arc::clone(&registry), web.clone(), Arc::clone(&alice));
+        async move { registry.register(&web, &alice, ip("192.0.2.2")).await }
+    });
+    tokio::task::yield_now().await;
+    let back = tokio::spawn({
+        let (registry, web, alice) = (Arc::clone(&registry), web.clone(), Arc::clone(&alice));
+        async move { registry.register(&web, &alice, ip("192.0.2.1")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        store.held_writes(),
+        1,
+        "the second move waits for the first"
+    );
+    store.release_writes(false);
+    assert!(away.await.expect("task").is_err());
+    assert_eq!(
+        back.await.expect("task"),
+        Ok(Outcome::Heartbeat),
+        "applied on top of the undone move: same address as before"
+    );
+    assert_eq!(store.hosts()[0].address, ip("192.0.2.1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_registration_reverts_its_change_and_fails_its_waiters() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    store.hold_writes();
+    let owner_task = tokio::spawn({
+        let registry = Arc::clone(&registry);
+        async move {
+            registry
+                .register(&name("web"), &owner("alice"), ip("192.0.2.1"))
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    let waiter = tokio::spawn({
+        let registry = Arc::clone(&registry);
+        async move {
+            registry
+                .register(&name("web"), &owner("alice"), ip("192.0.2.1"))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    owner_task.abort();
+    assert!(matches!(
+        waiter.await.expect("task"),
+        Err(RegisterError::Store(StoreError::Unavailable))
+    ));
+    assert!(registry.get("web").is_none());
+}
