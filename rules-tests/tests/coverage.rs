@@ -1,11 +1,10 @@
 //! Every alert has a firing, a before-`for` and a below-threshold promtool case, and follows the house conventions for labels, `for` and runbooks.
 
-use prism_rules_tests::coverage::{AlertRule, UnitTestFile, alert_rules, coverage_problems};
-use prism_rules_tests::{alert_rules_path, load_yaml, repo_root, unit_test_files};
+use prism_rules_tests::coverage::{AlertRule, UnitTestFile, coverage_problems};
+use prism_rules_tests::{load_alert_rules, load_yaml, repo_root, unit_test_files};
 
 fn rules() -> Vec<AlertRule> {
-    let document = load_yaml(&alert_rules_path()).expect("alert rules load");
-    alert_rules(&document).expect("alert rules parse")
+    load_alert_rules().expect("alert rules load and parse")
 }
 
 fn test_files() -> Vec<UnitTestFile> {
@@ -62,6 +61,7 @@ fn coverage_check_reports_an_alert_without_tests() {
     let mut rules = rules();
     rules.push(AlertRule {
         name: "UntestedAlert".to_owned(),
+        expr: "vector(1)".to_owned(),
         for_seconds: 60,
         labels: [("severity".to_owned(), "warning".to_owned())].into(),
         annotation_keys: ["summary".to_owned()].into(),

@@ -3,23 +3,20 @@
 use std::ffi::OsStr;
 
 use prism_rules_tests::metric_names::{
-    dashboard_exprs, load_exported_metrics, substitute_grafana_variables, unknown_prism_names,
+    dashboard_exprs, dashboard_variable_queries, load_exported_metrics,
+    substitute_grafana_variables, unknown_prism_names,
 };
-use prism_rules_tests::{alert_rules_path, dashboard_path, load_yaml, run_tool};
+use prism_rules_tests::{load_alert_rules, load_dashboard, run_tool};
 
 fn dashboard() -> serde_json::Value {
-    let text = std::fs::read_to_string(dashboard_path()).expect("dashboard JSON readable");
-    serde_json::from_str(&text).expect("dashboard is valid JSON")
+    load_dashboard().expect("dashboard JSON loads")
 }
 
 fn rule_exprs() -> Vec<String> {
-    let rules = load_yaml(&alert_rules_path()).expect("alert rules load");
-    rules["groups"]
-        .as_sequence()
+    load_alert_rules()
+        .expect("alert rules load")
         .into_iter()
-        .flatten()
-        .flat_map(|group| group["rules"].as_sequence().into_iter().flatten())
-        .filter_map(|rule| rule["expr"].as_str().map(str::to_owned))
+        .map(|rule| rule.expr)
         .collect()
 }
 
@@ -80,6 +77,7 @@ fn every_dashboard_expression_parses_with_promtool() {
 fn dashboard_and_rules_name_only_exported_metrics() {
     let exported = load_exported_metrics().expect("rules-tests/exported-metrics.txt");
     let mut exprs = dashboard_exprs(&dashboard());
+    exprs.extend(dashboard_variable_queries(&dashboard()));
     exprs.extend(rule_exprs());
     let unknown = unknown_prism_names(exprs.iter().map(String::as_str), &exported);
     assert!(
