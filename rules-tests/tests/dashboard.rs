@@ -85,3 +85,45 @@ fn dashboard_and_rules_name_only_exported_metrics() {
         "these prism_* names are not in rules-tests/exported-metrics.txt: {unknown:?}"
     );
 }
+
+/// Every `datasource` object of a panel or target, nested rows included.
+fn panel_datasources(panels: &serde_json::Value, found: &mut Vec<serde_json::Value>) {
+    for panel in panels.as_array().map(Vec::as_slice).unwrap_or_default() {
+        found.extend(panel.get("datasource").cloned());
+        for target in panel["targets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            found.extend(target.get("datasource").cloned());
+        }
+        panel_datasources(&panel["panels"], found);
+    }
+}
+
+#[test]
+fn dashboard_queries_the_datasource_variable_so_it_imports_into_any_grafana() {
+    let dashboard = dashboard();
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating list");
+    assert!(
+        variables.iter().any(|v| v["name"] == "datasource"
+            && v["type"] == "datasource"
+            && v["query"] == "prometheus"),
+        "no `datasource` variable of type datasource (query prometheus)"
+    );
+    let mut found: Vec<serde_json::Value> = variables
+        .iter()
+        .filter(|v| v["type"] == "query")
+        .filter_map(|v| v.get("datasource").cloned())
+        .collect();
+    panel_datasources(&dashboard["panels"], &mut found);
+    assert!(!found.is_empty());
+    for datasource in found {
+        assert_eq!(
+            datasource["uid"], "${datasource}",
+            "a panel, query or variable names a fixed datasource: {datasource}"
+        );
+    }
+}
