@@ -111,6 +111,20 @@ pub fn run_tool(tool: &str, args: &[&std::ffi::OsStr]) -> Result<ToolRun, String
     })
 }
 
+/// `scripts/deploy-monitoring.sh` as a command run from the repository root, without any
+/// `PRISM_*` setting of the calling environment (receivers, targets, ports), so a test sees
+/// only what it sets.
+pub fn deploy_script() -> Command {
+    let mut command = Command::new(repo_root().join("scripts/deploy-monitoring.sh"));
+    command.current_dir(repo_root());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PRISM_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
 /// Reads and parses a YAML file.
 pub fn load_yaml(path: &Path) -> Result<serde_norway::Value, String> {
     let text =
