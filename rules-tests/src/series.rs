@@ -1,13 +1,55 @@
-//! The series selectors (`name{matchers}`) that rules and dashboard use, and a promtool test proving a `/metrics` exposition has a series for each.
+//! The series selectors (`name{matchers}`) of PromQL expressions, and a promtool test proving a `/metrics` exposition has a series for each.
 //!
 //! Matching is left to promtool, so regex matchers (`status=~"5.."`) mean exactly what they
 //! mean in Prometheus.
 
 use std::fmt::Write as _;
 
-/// Every `prism_*` selector of a PromQL expression, as written: the metric name with its
-/// `{…}` matchers when it has them. String literals are skipped.
-pub fn prism_selectors_in_promql(expr: &str) -> Vec<String> {
+/// PromQL words that are not metric names: aggregations, operators, modifiers.
+const KEYWORDS: &[&str] = &[
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "offset",
+    "bool",
+    "atan2",
+    "inf",
+    "nan",
+];
+/// Keywords followed by a parenthesised list of label names.
+const LABEL_LIST_KEYWORDS: &[&str] = &[
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
+
+/// Every metric selector of a PromQL expression, as written: the metric name with its
+/// `{…}` matchers when it has them. String literals, functions, keywords, label lists and
+/// durations are skipped.
+pub fn selectors_in_promql(expr: &str) -> Vec<String> {
     let chars: Vec<char> = expr.chars().collect();
     let mut selectors = Vec::new();
     let mut index = 0;
@@ -26,14 +68,19 @@ pub fn prism_selectors_in_promql(expr: &str) -> Vec<String> {
             index += 1;
         }
         let name: String = chars[start..index].iter().collect();
-        if !name.starts_with("prism_") {
-            continue;
-        }
         let mut after = index;
         while after < chars.len() && chars[after].is_whitespace() {
             after += 1;
         }
-        if chars.get(after) == Some(&'{') {
+        let next = chars.get(after).copied();
+        if LABEL_LIST_KEYWORDS.contains(&name.as_str()) && next == Some('(') {
+            index = chars[after..]
+                .iter()
+                .position(|c| *c == ')')
+                .map_or(chars.len(), |offset| after + offset + 1);
+        } else if c.is_ascii_digit() || KEYWORDS.contains(&name.as_str()) || next == Some('(') {
+            continue;
+        } else if next == Some('{') {
             let close = end_of_matchers(&chars, after);
             let matchers: String = chars[after..close].iter().collect();
             selectors.push(format!("{name}{matchers}"));
@@ -43,6 +90,19 @@ pub fn prism_selectors_in_promql(expr: &str) -> Vec<String> {
         }
     }
     selectors
+}
+
+/// The `prism_*` selectors of [`selectors_in_promql`].
+pub fn prism_selectors_in_promql(expr: &str) -> Vec<String> {
+    selectors_in_promql(expr)
+        .into_iter()
+        .filter(|selector| selector.starts_with("prism_"))
+        .collect()
+}
+
+/// The metric name of a selector (`up{job="prism"}` → `up`).
+pub fn selector_name(selector: &str) -> &str {
+    selector.split('{').next().unwrap_or(selector)
 }
 
 fn is_name_char(c: char) -> bool {
@@ -121,6 +181,16 @@ pub fn presence_test(input_series: &str, selectors: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_metrics_from_functions_keywords_label_lists_and_durations() {
+        let selectors = selectors_in_promql(
+            r#"histogram_quantile(0.95, sum by (instance, le) (rate(x_bucket{job="a"}[5m] offset 1h)))
+               > 5 or max without (mode) (node_cpu) * on (instance) group_left (node) up"#,
+        );
+        assert_eq!(selectors, [r#"x_bucket{job="a"}"#, "node_cpu", "up"]);
+        assert_eq!(selector_name(&selectors[0]), "x_bucket");
+    }
 
     #[test]
     fn finds_selectors_with_their_matchers_and_skips_strings() {
