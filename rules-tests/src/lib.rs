@@ -1,11 +1,13 @@
 //! Helpers that let the rules-tests check Prism's monitoring files: repository paths, the external tools (promtool, amtool), YAML loading.
 //!
 //! The checks themselves live in [`coverage`] (every alert has its three promtool cases),
+//! [`docs`] (relative Markdown links resolve),
 //! [`metric_names`] (rules and dashboard only name metrics the server exports) and [`series`]
 //! (a fresh server exports every series they select); [`live`]
 //! holds the process plumbing of the live end-to-end alert test (`tests/live_alerts.rs`).
 
 pub mod coverage;
+pub mod docs;
 pub mod live;
 pub mod metric_names;
 pub mod series;
