@@ -22,7 +22,7 @@ fn test_files() -> Vec<UnitTestFile> {
 }
 
 #[test]
-fn every_alert_of_spec_section_9_exists() {
+fn every_alert_of_spec_section_9_and_the_cluster_exists() {
     let names: Vec<String> = rules().into_iter().map(|rule| rule.name).collect();
     for wanted in [
         "PrismServerDown",
@@ -38,6 +38,10 @@ fn every_alert_of_spec_section_9_exists() {
         "PrismNewDeployment",
         "PrismConfigurationChanged",
         "PrismMaintenanceMode",
+        // Cluster (SPEC §5a): several nodes on one database.
+        "PrismClusterNoLeader",
+        "PrismClusterSplitLeader",
+        "PrismNodeViewLagging",
     ] {
         assert!(
             names.iter().any(|n| n == wanted),

@@ -34,11 +34,61 @@ fn dashboard_is_prism_dns_overview_with_the_spec_panels() {
         "prism_offline_hosts_total",
         "prism_tcp_active_connections",
         "prism_dns_queries_total",
+        "prism_cluster_change_feed_head_position",
+        "prism_cluster_change_feed_applied_position",
+        "prism_cluster_leader",
+        "prism_cluster_database_up",
     ] {
         assert!(
             exprs.contains(metric),
             "no dashboard panel queries {metric}"
         );
+    }
+}
+
+#[test]
+fn a_node_variable_selects_the_instances_of_the_chosen_nodes() {
+    let dashboard = dashboard();
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating list");
+    let variable = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` variable"))
+    };
+    assert_eq!(
+        variable("node")["query"]["query"],
+        r#"label_values(prism_build_info{job="prism"}, node)"#
+    );
+    // Matches servers that export no node label too.
+    assert_eq!(variable("node")["allValue"], ".*");
+    assert_eq!(
+        variable("instance")["query"]["query"],
+        r#"label_values(prism_build_info{job="prism", node=~"$node"}, instance)"#
+    );
+    // A custom "All" value would ignore the node selection.
+    assert!(variable("instance").get("allValue").is_none());
+    for expr in dashboard_exprs(&dashboard) {
+        if expr.contains("prism_") {
+            assert!(
+                expr.contains(r#"instance=~"$instance""#),
+                "a panel ignores the node/instance selection: {expr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn host_counts_are_never_summed_over_nodes_that_report_the_same_registry() {
+    for expr in dashboard_exprs(&dashboard()) {
+        if expr.contains("_hosts_total") {
+            assert!(
+                !expr.contains("sum("),
+                "every node reports the same registry, so a sum counts each host once per node: {expr}"
+            );
+        }
     }
 }
 

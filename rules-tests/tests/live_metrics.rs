@@ -11,7 +11,7 @@ use prism_rules_tests::metric_names::{
     missing_from_exposition, substitute_grafana_variables,
 };
 use prism_rules_tests::series::{
-    exposition_as_input_series, presence_test, prism_selectors_in_promql,
+    exposition_as_input_series, presence_test, prism_selectors_in_promql, selector_name,
 };
 use prism_rules_tests::{load_alert_rules, load_dashboard, run_tool};
 use prism_server::config::AuthMode;
@@ -164,10 +164,10 @@ fn dns_query(name: &str) -> Vec<u8> {
 /// values Prometheus accepts), except those of families that appear lazily or not yet.
 fn selectors_the_monitoring_needs() -> Vec<String> {
     let exported = load_exported_metrics().expect("rules-tests/exported-metrics.txt");
-    let not_from_start: Vec<&str> = exported
+    let not_from_start: Vec<String> = exported
         .iter()
         .filter(|metric| metric.presence != Presence::FromStart)
-        .map(|metric| metric.name.as_str())
+        .flat_map(|metric| metric.series_names())
         .collect();
     let dashboard = load_dashboard().expect("dashboard loads");
     let mut exprs: Vec<String> = load_alert_rules()
@@ -183,7 +183,7 @@ fn selectors_the_monitoring_needs() -> Vec<String> {
         .filter(|selector| {
             !not_from_start
                 .iter()
-                .any(|family| selector.starts_with(family))
+                .any(|name| name == selector_name(selector))
         })
         .collect();
     selectors.sort();
