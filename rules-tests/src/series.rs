@@ -5,7 +5,8 @@
 
 use std::fmt::Write as _;
 
-/// PromQL words that are not metric names: aggregations, operators, modifiers.
+/// PromQL words that are not metric names: aggregations, operators, modifiers (besides
+/// [`LABEL_LIST_KEYWORDS`]).
 const KEYWORDS: &[&str] = &[
     "sum",
     "min",
@@ -24,12 +25,6 @@ const KEYWORDS: &[&str] = &[
     "and",
     "or",
     "unless",
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
     "offset",
     "bool",
     "atan2",
@@ -78,7 +73,11 @@ pub fn selectors_in_promql(expr: &str) -> Vec<String> {
                 .iter()
                 .position(|c| *c == ')')
                 .map_or(chars.len(), |offset| after + offset + 1);
-        } else if c.is_ascii_digit() || KEYWORDS.contains(&name.as_str()) || next == Some('(') {
+        } else if c.is_ascii_digit()
+            || KEYWORDS.contains(&name.as_str())
+            || LABEL_LIST_KEYWORDS.contains(&name.as_str())
+            || next == Some('(')
+        {
             continue;
         } else if next == Some('{') {
             let close = end_of_matchers(&chars, after);

@@ -12,6 +12,13 @@ fn dashboard() -> serde_json::Value {
     load_dashboard().expect("dashboard JSON loads")
 }
 
+fn variables(dashboard: &serde_json::Value) -> Vec<serde_json::Value> {
+    dashboard["templating"]["list"]
+        .as_array()
+        .cloned()
+        .expect("the dashboard has a templating list")
+}
+
 fn rule_exprs() -> Vec<String> {
     load_alert_rules()
         .expect("alert rules load")
@@ -49,9 +56,7 @@ fn dashboard_is_prism_dns_overview_with_the_spec_panels() {
 #[test]
 fn a_node_variable_selects_the_instances_of_the_chosen_nodes() {
     let dashboard = dashboard();
-    let variables = dashboard["templating"]["list"]
-        .as_array()
-        .expect("templating list");
+    let variables = variables(&dashboard);
     let variable = |name: &str| {
         variables
             .iter()
@@ -154,9 +159,7 @@ fn panel_datasources(panels: &serde_json::Value, found: &mut Vec<serde_json::Val
 #[test]
 fn dashboard_queries_the_datasource_variable_so_it_imports_into_any_grafana() {
     let dashboard = dashboard();
-    let variables = dashboard["templating"]["list"]
-        .as_array()
-        .expect("templating list");
+    let variables = variables(&dashboard);
     assert!(
         variables.iter().any(|v| v["name"] == "datasource"
             && v["type"] == "datasource"
