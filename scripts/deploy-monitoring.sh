@@ -292,7 +292,7 @@ start_process() {
 wait_ready() {
     local name="$1" url="$2" pidfile="$STATE_DIR/pids/$1.pid" waited=0
     [[ $DRY_RUN == 1 ]] && { echo "[dry-run] wait for $url"; return; }
-    until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    until curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; do
         pid_alive "$pidfile" || die "$name exited; see $STATE_DIR/logs/$name.log"
         (( waited++ < READY_TIMEOUT_SECONDS * 4 )) || die "$name not ready after ${READY_TIMEOUT_SECONDS}s ($url)"
         sleep 0.25
@@ -309,7 +309,7 @@ require_binary() {
 prometheus_page() {
     local base="$1" page="$2" path
     for path in "/$page" "/classic/$page"; do
-        if [[ $(curl -s -o /dev/null -w '%{http_code}' "$base$path") == 200 ]]; then
+        if [[ $(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$base$path") == 200 ]]; then
             echo "$base$path"
             return
         fi
