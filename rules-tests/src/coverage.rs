@@ -11,6 +11,8 @@ use crate::parse_duration_seconds;
 pub struct AlertRule {
     /// `alert:` name.
     pub name: String,
+    /// The PromQL expression.
+    pub expr: String,
     /// `for:` in seconds (0 when absent).
     pub for_seconds: u64,
     /// Static labels, e.g. severity and service.
@@ -42,6 +44,7 @@ pub fn alert_rules(rules_file: &Value) -> Result<Vec<AlertRule>, String> {
             };
             rules.push(AlertRule {
                 name: name.to_owned(),
+                expr: rule["expr"].as_str().unwrap_or_default().to_owned(),
                 for_seconds,
                 labels: string_map(&rule["labels"]),
                 annotation_keys: string_map(&rule["annotations"]).into_keys().collect(),

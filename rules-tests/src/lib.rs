@@ -1,12 +1,16 @@
 //! Helpers that let the rules-tests check Prism's monitoring files: repository paths, the external tools (promtool, amtool), YAML loading.
 //!
-//! The checks themselves live in [`coverage`] (every alert has its three promtool cases)
-//! and [`metric_names`] (rules and dashboard only name metrics the server exports); [`live`]
+//! The checks themselves live in [`coverage`] (every alert has its three promtool cases),
+//! [`docs`] (relative Markdown links resolve),
+//! [`metric_names`] (rules and dashboard only name metrics the server exports) and [`series`]
+//! (a fresh server exports every series they select); [`live`]
 //! holds the process plumbing of the live end-to-end alert test (`tests/live_alerts.rs`).
 
 pub mod coverage;
+pub mod docs;
 pub mod live;
 pub mod metric_names;
+pub mod series;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +34,19 @@ pub fn alert_rules_path() -> PathBuf {
 /// `monitoring/grafana/dashboards/prism-overview.json`.
 pub fn dashboard_path() -> PathBuf {
     repo_root().join("monitoring/grafana/dashboards/prism-overview.json")
+}
+
+/// The alerting rules of `monitoring/rules/prism-alerts.yml`.
+pub fn load_alert_rules() -> Result<Vec<coverage::AlertRule>, String> {
+    coverage::alert_rules(&load_yaml(&alert_rules_path())?)
+}
+
+/// The dashboard JSON of [`dashboard_path`].
+pub fn load_dashboard() -> Result<serde_json::Value, String> {
+    let path = dashboard_path();
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))
 }
 
 /// Every hand-written promtool unit test file, `rules-tests/*.test.yml`, sorted.
@@ -94,6 +111,20 @@ pub fn run_tool(tool: &str, args: &[&std::ffi::OsStr]) -> Result<ToolRun, String
             String::from_utf8_lossy(&output.stderr)
         ),
     })
+}
+
+/// `scripts/deploy-monitoring.sh` as a command run from the repository root, without any
+/// `PRISM_*` setting of the calling environment (receivers, targets, ports), so a test sees
+/// only what it sets.
+pub fn deploy_script() -> Command {
+    let mut command = Command::new(repo_root().join("scripts/deploy-monitoring.sh"));
+    command.current_dir(repo_root());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PRISM_") {
+            command.env_remove(key);
+        }
+    }
+    command
 }
 
 /// Reads and parses a YAML file.

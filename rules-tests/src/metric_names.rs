@@ -12,6 +12,23 @@ pub struct ExportedMetric {
     pub name: String,
     /// Prometheus type: counter, gauge or histogram.
     pub kind: String,
+    /// When a fresh server has the family on its `/metrics` page.
+    pub presence: Presence,
+}
+
+/// When a metric family appears on a server's `/metrics` page (the optional third column of
+/// `exported-metrics.txt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// From start, every series the rules and dashboard select at 0 before any traffic
+    /// (no third column).
+    FromStart,
+    /// With its first event, because its label values are not known in advance (`lazy`:
+    /// HTTP route × status).
+    Lazy,
+    /// Not exported by the server yet; rules and dashboard already use it (`upcoming`). The
+    /// checks against a live server ask nothing of these.
+    Upcoming,
 }
 
 impl ExportedMetric {
@@ -41,22 +58,29 @@ pub fn load_exported_metrics() -> Result<Vec<ExportedMetric>, String> {
     parse_exported_metrics(&text)
 }
 
-/// Parses `name type` lines; `#` starts a comment.
+/// Parses `name type [lazy|upcoming]` lines; `#` starts a comment.
 pub fn parse_exported_metrics(text: &str) -> Result<Vec<ExportedMetric>, String> {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(
-            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                [name, kind @ ("counter" | "gauge" | "histogram")] => Ok(ExportedMetric {
-                    name: name.to_owned(),
-                    kind: kind.to_owned(),
-                }),
-                _ => Err(format!(
-                    "exported-metrics.txt: `{line}` is not `name counter|gauge|histogram`"
-                )),
-            },
-        )
+        .map(|line| {
+            let (name, kind, presence) = match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, kind] => (name, kind, Presence::FromStart),
+                [name, kind, "lazy"] => (name, kind, Presence::Lazy),
+                [name, kind, "upcoming"] => (name, kind, Presence::Upcoming),
+                _ => ("", "", Presence::FromStart),
+            };
+            if !matches!(kind, "counter" | "gauge" | "histogram") {
+                return Err(format!(
+                    "exported-metrics.txt: `{line}` is not `name counter|gauge|histogram [lazy|upcoming]`"
+                ));
+            }
+            Ok(ExportedMetric {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                presence,
+            })
+        })
         .collect()
 }
 
@@ -110,7 +134,8 @@ pub fn unknown_prism_names<'a>(
         .collect()
 }
 
-/// Metric families from `exported` that a live `/metrics` text exposition does not contain.
+/// Metric families from `exported` that a live `/metrics` text exposition does not contain,
+/// [`Presence::Upcoming`] families aside (the server does not export them yet).
 ///
 /// Use it against a running server (`curl http://127.0.0.1:8081/metrics`) to prove that
 /// the names the rules and dashboard rely on really exist. A family counts as present
@@ -134,6 +159,7 @@ pub fn missing_from_exposition(metrics_text: &str, exported: &[ExportedMetric]) 
     }
     exported
         .iter()
+        .filter(|metric| metric.presence != Presence::Upcoming)
         .filter(|metric| {
             !present.contains(&metric.name)
                 && !metric
@@ -150,6 +176,23 @@ pub fn dashboard_exprs(dashboard: &serde_json::Value) -> Vec<String> {
     let mut exprs = Vec::new();
     collect_panel_exprs(&dashboard["panels"], &mut exprs);
     exprs
+}
+
+/// The query of every query-type dashboard variable (e.g. `label_values(up{job="prism"}, instance)`).
+pub fn dashboard_variable_queries(dashboard: &serde_json::Value) -> Vec<String> {
+    dashboard["templating"]["list"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|variable| variable["type"] == "query")
+        .filter_map(|variable| {
+            variable["query"]["query"]
+                .as_str()
+                .or_else(|| variable["query"].as_str())
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 fn collect_panel_exprs(panels: &serde_json::Value, exprs: &mut Vec<String>) {
@@ -199,9 +242,21 @@ mod tests {
 
     fn exported() -> Vec<ExportedMetric> {
         parse_exported_metrics(
-            "# comment\nprism_http_requests_total counter\nprism_http_request_duration_seconds histogram\n",
+            "# comment\nprism_http_requests_total counter lazy\nprism_http_request_duration_seconds histogram\nprism_cluster_leader gauge upcoming\n",
         )
         .expect("valid list")
+    }
+
+    #[test]
+    fn presence_column_is_parsed_and_a_bad_one_rejected() {
+        let presences: Vec<Presence> = exported().iter().map(|m| m.presence).collect();
+        assert_eq!(
+            presences,
+            [Presence::Lazy, Presence::FromStart, Presence::Upcoming]
+        );
+        assert!(parse_exported_metrics("prism_x gauge soon\n").is_err());
+        assert!(parse_exported_metrics("prism_x gauge\n").is_ok());
+        assert!(parse_exported_metrics("prism_x summary\n").is_err());
     }
 
     #[test]
@@ -228,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn live_exposition_check_reports_missing_families() {
+    fn live_exposition_check_reports_missing_families_but_not_upcoming_ones() {
         let text = "# TYPE prism_http_requests_total counter\nprism_http_requests_total{status=\"200\"} 3\n";
         assert_eq!(
             missing_from_exposition(text, &exported()),

@@ -220,15 +220,32 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Exports the bounded label sets at zero from the start, so rates and alerts see a series
-    /// before the first event rather than an absent one.
+    /// Exports the bounded label sets at zero from the start, so rates, alerts and dashboard
+    /// panels see a series before the first event rather than an absent one. HTTP series
+    /// appear with their first request: their route × status combinations are not known here.
     fn touch_known_series(&self) {
         for status in ["accepted", "rejected", "failed"] {
             self.tcp_connections.with_label_values(&[status]);
         }
-        for status in ["success", "error"] {
-            self.messages_processed
-                .with_label_values(&["registration", status]);
+        // Every message type the registration port counts, with the outcomes it can have:
+        // malformed frames ("invalid") and unknown types are always answered with an error.
+        for (message_type, statuses) in [
+            ("registration", &["success", "error"][..]),
+            ("invalid", &["error"][..]),
+            ("unknown", &["error"][..]),
+        ] {
+            for status in statuses {
+                self.messages_processed
+                    .with_label_values(&[message_type, status]);
+            }
+            self.message_duration.with_label_values(&[message_type]);
+        }
+        // The record types clients ask for, with the answers the zone gives them: an answer
+        // or NODATA, an unknown or offline name, a name outside the zone.
+        for query_type in ["A", "AAAA", "SOA", "NS"] {
+            for rcode in ["NOERROR", "NXDOMAIN", "REFUSED"] {
+                self.dns_queries.with_label_values(&[query_type, rcode]);
+            }
         }
         for status in ["success", "rejected", "failed"] {
             self.host_registrations.with_label_values(&[status]);
