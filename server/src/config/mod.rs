@@ -272,6 +272,9 @@ pub struct DnsSection {
     pub nameservers: Vec<String>,
     /// SOA RNAME (the responsible mailbox, `@` written as `.`). Empty means `hostmaster.<zone>`.
     pub hostmaster: String,
+    /// Hostnames no host may register (relative to the zone), beside the zone's own
+    /// in-zone nameservers and SOA mailbox label, which are always reserved.
+    pub reserved_names: Vec<String>,
     /// SOA refresh in seconds.
     pub refresh: u32,
     /// SOA retry in seconds.
@@ -301,6 +304,7 @@ impl Default for DnsSection {
             serve_offline: false,
             nameservers: Vec::new(),
             hostmaster: String::new(),
+            reserved_names: Vec::new(),
             refresh: 3600,
             retry: 600,
             expire: 604_800,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::auth::{AuthError, Authenticator, Principal};
 use super::clock::{Clock, rfc3339};
+use super::dns::{NamePolicy, NameRefused};
 use super::metrics::Metrics;
 use super::protocol::message::REGISTRATION;
 use super::protocol::{FrameError, Hostname, ParseError, Request, Response, Status};
@@ -38,6 +39,8 @@ enum Refusal {
         /// The limit in force.
         per_minute: u32,
     },
+    /// The zone has no room for this hostname, or keeps it for itself.
+    Name(Hostname, NameRefused),
     /// No valid token for a registration of this hostname.
     Auth(Hostname, AuthError),
     /// The registry refused this hostname or could not make the change durable.
@@ -60,6 +63,8 @@ pub struct Core {
     clock: Arc<dyn Clock>,
     /// The configuration in force (the rate limit is reloadable).
     config: LiveConfig,
+    /// Which hostnames the zone lets hosts register.
+    names: NamePolicy,
 }
 
 impl Core {
@@ -69,6 +74,7 @@ impl Core {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
         config: LiveConfig,
+        names: NamePolicy,
     ) -> Self {
         Self {
             registry,
@@ -77,6 +83,7 @@ impl Core {
             metrics,
             clock,
             config,
+            names,
         }
     }
 
@@ -144,6 +151,9 @@ impl Core {
             .auth
             .authenticate(request.auth_token.as_deref())
             .map_err(|err| Refusal::Auth(request.hostname.clone(), err))?;
+        self.names
+            .check(&request.hostname)
+            .map_err(|err| Refusal::Name(request.hostname.clone(), err))?;
         let outcome = self
             .registry
             .register(&request.hostname, &principal.owner, peer)
@@ -208,11 +218,15 @@ impl Core {
                 Some("rejected"),
                 format!(
                     "rate limit exceeded for {peer}: at most {per_minute} registrations per \
-                     minute; retry in {:.1} s",
-                    retry_after.as_secs_f64()
+                     minute; retry in {}",
+                    retry_text(retry_after)
                 ),
                 false,
             ),
+            Refusal::Name(hostname, err) => {
+                tracing::info!(%peer, %hostname, error = %err, "hostname refused");
+                (Some("rejected"), err.to_string(), false)
+            }
             Refusal::Auth(hostname, err) => {
                 tracing::info!(%peer, %hostname, error = %err, "authentication failed");
                 (Some("rejected"), err.to_string(), false)
@@ -241,5 +255,31 @@ impl Core {
     /// Forgets idle per-IP rate-limit entries (run periodically by the node's maintenance).
     pub(super) fn prune_rate_limits(&self) {
         self.rate_limiter.prune(self.clock.now());
+    }
+}
+
+/// A wait as the client should read it: rounded up, never "0.0 s" — milliseconds below a
+/// second, tenths of a second above.
+fn retry_text(wait: Duration) -> String {
+    let millis = wait.as_nanos().div_ceil(1_000_000).max(1);
+    if millis < 1000 {
+        format!("{millis} ms")
+    } else {
+        format!("{:.1} s", millis.div_ceil(100) as f64 / 10.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_waits_round_up_and_are_never_zero() {
+        assert_eq!(retry_text(Duration::from_micros(40)), "1 ms");
+        assert_eq!(retry_text(Duration::from_nanos(1)), "1 ms");
+        assert_eq!(retry_text(Duration::ZERO), "1 ms");
+        assert_eq!(retry_text(Duration::from_micros(59_001)), "60 ms");
+        assert_eq!(retry_text(Duration::from_millis(1_001)), "1.1 s");
+        assert_eq!(retry_text(Duration::from_secs(2)), "2.0 s");
     }
 }

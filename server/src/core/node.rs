@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Authenticator;
 use super::clock::{Clock, unix_millis};
-use super::dns::{Answerer, ZoneError};
+use super::dns::{Answerer, Zone, ZoneError};
 use super::handler::Core;
 use super::metrics::Metrics;
 use super::registry::Registry;
@@ -28,6 +28,9 @@ pub enum StartError {
     /// The store could not load the hosts or tokens.
     #[error("cannot load state from the store: {0}")]
     Store(#[from] StoreError),
+    /// `dns.*` does not describe a zone (hostnames are names in it even with DNS off).
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
 }
 
 /// One running server's state, shared by its shells.
@@ -62,6 +65,7 @@ impl Node {
         if settings.auth.mode == AuthMode::Open {
             tracing::warn!("auth.mode is \"open\": any client may register any free hostname");
         }
+        let names = Zone::from_config(&settings.dns, 0)?.name_policy().clone();
         let auth = Arc::new(Authenticator::new(settings.auth.mode));
         auth.replace_tokens(&store.list_tokens().wait().await?);
         let registry = Arc::new(Registry::new(
@@ -89,6 +93,7 @@ impl Node {
             metrics.clone(),
             Arc::clone(&clock),
             config.clone(),
+            names,
         ));
         Ok(Arc::new(Self {
             frames,

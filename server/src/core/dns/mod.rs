@@ -5,6 +5,7 @@
 //! truncation and the `prism_dns_queries_total` metric. The socket loops in
 //! [`crate::shell::dns`] call [`Answerer::answer`], whoever supplies the sockets.
 
+mod names;
 mod zone;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use hickory_proto::op::{Header, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+pub use names::{NamePolicy, NameRefused};
 pub use zone::{Zone, ZoneError, ZoneView};
 
 use crate::config::DnsSection;

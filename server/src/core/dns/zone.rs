@@ -10,6 +10,7 @@ use hickory_proto::op::{Edns, Message, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use super::names::NamePolicy;
 use crate::config::DnsSection;
 use crate::core::registry::{HostStatus, HostView, Registry};
 
@@ -65,6 +66,8 @@ pub struct Zone {
     serial_base: u32,
     /// Largest UDP payload advertised in our OPT record.
     max_udp_payload: u16,
+    /// Which hostnames may be registered under this zone.
+    names: NamePolicy,
 }
 
 /// Why the zone gave the rcode it gave, for logs and tests.
@@ -95,6 +98,7 @@ impl Zone {
         } else {
             parse_name("hostmaster", &config.hostmaster, &origin)?
         };
+        let names = NamePolicy::new(&origin, &nameservers, &hostmaster, &config.reserved_names);
         let soa = SOA::new(
             nameservers[0].clone(),
             hostmaster,
@@ -113,7 +117,13 @@ impl Zone {
             nameservers,
             serial_base,
             max_udp_payload: config.max_udp_payload.max(512),
+            names,
         })
+    }
+
+    /// Which hostnames may be registered under this zone.
+    pub fn name_policy(&self) -> &NamePolicy {
+        &self.names
     }
 
     /// Largest UDP payload this server sends, whatever the client advertises.

@@ -106,9 +106,12 @@ impl Request {
 
 /// The slow path for a well-formed JSON document of the wrong shape: name the offending field.
 fn explain_shape_error(text: &str, err: &serde_json::Error) -> ParseError {
-    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(text)
-    else {
-        return ParseError::NotAnObject;
+    // serde reports a shape error as soon as the first token has the wrong type (`[1,2`
+    // fails at `[`), before it would have found that the document is not even JSON.
+    let fields = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(fields)) => fields,
+        Ok(_) => return ParseError::NotAnObject,
+        Err(not_json) => return ParseError::NotJson(not_json.to_string()),
     };
     REQUIRED_STRING_FIELDS
         .iter()
@@ -209,6 +212,13 @@ mod tests {
         assert_eq!(Request::parse(b"\xff\xfe"), Err(ParseError::NotUtf8));
         assert!(matches!(parse("{not json"), Err(ParseError::NotJson(_))));
         assert_eq!(parse("[1,2]"), Err(ParseError::NotAnObject));
+        for unfinished in ["[1,2", r#"{"version":1,"#, r#"{"version":"1.0","type":7"#] {
+            assert!(
+                matches!(parse(unfinished), Err(ParseError::NotJson(_))),
+                "{unfinished} is not JSON, a framing error: {:?}",
+                parse(unfinished)
+            );
+        }
         assert_eq!(
             parse(r#"{"type":"registration","hostname":"a"}"#),
             Err(ParseError::MissingField("version"))
