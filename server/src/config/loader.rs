@@ -169,14 +169,14 @@ impl ConfigSources {
                 .unwrap_or_else(|| file_origin.clone())
         };
         for (key, reason) in shape_problems(&defaults, &tree) {
+            // Leave the refused value out, so the rest is still validated and every problem
+            // of the file is reported in one go.
+            remove(&mut tree, &key);
             problems.push(Problem {
                 origin: origin_of(&key),
                 key,
                 reason,
             });
-        }
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid(problems));
         }
         let config: Config = serde_path_to_error::deserialize(Value::Object(tree)).map_err(
             |err: serde_path_to_error::Error<serde_json::Error>| {
@@ -188,14 +188,11 @@ impl ConfigSources {
                 }])
             },
         )?;
-        let problems: Vec<Problem> = validate(&config)
-            .into_iter()
-            .map(|(key, reason)| Problem {
-                origin: origin_of(&key),
-                key,
-                reason,
-            })
-            .collect();
+        problems.extend(validate(&config).into_iter().map(|(key, reason)| Problem {
+            origin: origin_of(&key),
+            key,
+            reason,
+        }));
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -406,6 +403,27 @@ fn set(tree: &mut Map<String, Value>, section: &str, key: &str, value: Value) {
     }
 }
 
+/// Removes the value at `dotted` (a section, or `section.key` possibly followed by a nested
+/// path, of which the top-level key goes).
+fn remove(tree: &mut Map<String, Value>, dotted: &str) {
+    let mut parts = dotted.split(['.', '[']);
+    let (Some(section), key) = (parts.next(), parts.next()) else {
+        return;
+    };
+    match key {
+        None => {
+            tree.remove(section);
+        }
+        Some(key) => {
+            if let Some(Value::Object(keys)) = tree.get_mut(section) {
+                keys.remove(key);
+            } else {
+                tree.remove(section);
+            }
+        }
+    }
+}
+
 fn keys_of(defaults: &Map<String, Value>, section: &str) -> String {
     defaults
         .get(section)
@@ -526,6 +544,31 @@ mod tests {
             message.contains("token") && message.contains("open"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_once_in_user_terms() {
+        let yaml = "server:\n  tcpport: 1\n  tcp_port: 70000\nlogging:\n  level: loud\n\
+                    heartbeat:\n  check_interval: 0\nbogus:\n  a: 1\n";
+        let (sources, _file) = sources(Some(yaml), &[("PRISM_AUTH_MODE", "sometimes")]);
+        let err = sources.load().expect_err("refused");
+        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "auth.mode",
+            "server.tcpport",
+            "server.tcp_port",
+            "logging.level",
+            "heartbeat.check_interval",
+            "bogus",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {err}");
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains("expected a port number 0–65535"),
+            "{message}"
+        );
+        assert!(!message.contains("u16"), "{message}");
     }
 
     #[test]

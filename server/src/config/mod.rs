@@ -40,6 +40,8 @@ pub struct Config {
     pub maintenance: MaintenanceSection,
     /// Authoritative DNS for the managed zone.
     pub dns: DnsSection,
+    /// Limits of the REST API port.
+    pub api: ApiSection,
 }
 
 /// `server.*`: listening addresses and connection limits.
@@ -54,6 +56,14 @@ pub struct ServerSection {
     pub api_port: u16,
     /// Concurrent registration connections; one more is answered "Server at capacity".
     pub max_connections: usize,
+    /// Concurrent registration connections from one source address (0: no such limit), so
+    /// one address cannot take every slot; generous, since many hosts may share a NAT.
+    pub max_connections_per_ip: usize,
+    /// Frames refused for authentication in a row after which a connection is closed.
+    pub max_auth_failures: u32,
+    /// Seconds a write to a registration connection may stay blocked (the peer does not
+    /// read) before the connection is closed.
+    pub write_timeout_secs: u64,
     /// Seconds a registration connection may stay silent before it is closed.
     pub idle_timeout_secs: u64,
     /// Seconds graceful shutdown waits for open connections before it closes them.
@@ -67,6 +77,9 @@ impl Default for ServerSection {
             tcp_port: 8080,
             api_port: 8081,
             max_connections: 1000,
+            max_connections_per_ip: 200,
+            max_auth_failures: 3,
+            write_timeout_secs: 10,
             idle_timeout_secs: 30,
             shutdown_grace_secs: 5,
         }
@@ -79,9 +92,61 @@ impl ServerSection {
         Duration::from_secs(self.idle_timeout_secs)
     }
 
+    /// The write timeout as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
+    }
+
     /// The shutdown grace period as a duration.
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// `api.*`: limits of the REST API port (`server.api_port`), so no client can hold its
+/// connections with requests it never finishes or by opening more than its share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Concurrent API connections; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Concurrent API connections from one source address (0: no such limit).
+    pub max_connections_per_ip: usize,
+    /// Seconds from waiting for a request to its complete head (request line and headers);
+    /// an idle keep-alive connection is closed after this too.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may take to arrive after its head.
+    pub body_timeout_secs: u64,
+    /// Seconds a write to an API connection may stay blocked (the client does not read).
+    pub write_timeout_secs: u64,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            max_connections_per_ip: 64,
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            write_timeout_secs: 10,
+        }
+    }
+}
+
+impl ApiSection {
+    /// The header timeout as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    /// The body timeout as a duration.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    /// The write timeout as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
     }
 }
 
@@ -292,6 +357,8 @@ pub struct DnsSection {
     pub max_tcp_connections: usize,
     /// Seconds a DNS-over-TCP connection may stay silent before it is closed.
     pub tcp_idle_timeout_secs: u64,
+    /// Seconds a write to a DNS-over-TCP connection may stay blocked before it is closed.
+    pub tcp_write_timeout_secs: u64,
 }
 
 impl Default for DnsSection {
@@ -313,6 +380,7 @@ impl Default for DnsSection {
             udp_receive_buffer_bytes: 4 << 20,
             max_tcp_connections: 256,
             tcp_idle_timeout_secs: 10,
+            tcp_write_timeout_secs: 10,
         }
     }
 }
@@ -321,6 +389,11 @@ impl DnsSection {
     /// The TCP idle timeout as a duration.
     pub fn tcp_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.tcp_idle_timeout_secs)
+    }
+
+    /// The TCP write timeout as a duration.
+    pub fn tcp_write_timeout(&self) -> Duration {
+        Duration::from_secs(self.tcp_write_timeout_secs)
     }
 }
 

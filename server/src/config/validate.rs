@@ -14,6 +14,8 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     let server = &config.server;
     problems.at_least("server.max_connections", server.max_connections, 1);
     problems.at_least("server.idle_timeout_secs", server.idle_timeout_secs, 1);
+    problems.at_least("server.write_timeout_secs", server.write_timeout_secs, 1);
+    problems.at_least("server.max_auth_failures", server.max_auth_failures, 1);
     if server.api_port != 0 && server.api_port == server.tcp_port {
         problems.push(
             "server.api_port",
@@ -39,6 +41,11 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
             }
         }
     }
+    let api = &config.api;
+    problems.at_least("api.max_connections", api.max_connections, 1);
+    problems.at_least("api.header_timeout_secs", api.header_timeout_secs, 1);
+    problems.at_least("api.body_timeout_secs", api.body_timeout_secs, 1);
+    problems.at_least("api.write_timeout_secs", api.write_timeout_secs, 1);
     if config.database.path.as_os_str().is_empty() {
         problems.push("database.path", "empty; accepted: a file path".into());
     }

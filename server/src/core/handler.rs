@@ -26,6 +26,9 @@ pub struct Reply {
     pub response: Response,
     /// True after a framing error: answer once, then close.
     pub close: bool,
+    /// The frame was refused for authentication (a missing, unknown or revoked token); the
+    /// shell closes connections that send nothing else.
+    pub auth_refused: bool,
 }
 
 /// Why a frame was not applied.
@@ -123,6 +126,7 @@ impl Core {
         Reply {
             response: self.response(Status::Error, err.to_string()),
             close: true,
+            auth_refused: false,
         }
     }
 
@@ -194,10 +198,12 @@ impl Core {
         Reply {
             response: self.response(Status::Success, message),
             close: false,
+            auth_refused: false,
         }
     }
 
     fn refuse(&self, refusal: Refusal, peer: IpAddr) -> Reply {
+        let auth_refused = matches!(refusal, Refusal::Auth(..));
         let (registration_status, message, close) = match refusal {
             Refusal::Parse(err) => {
                 tracing::debug!(%peer, error = %err, "refused message");
@@ -249,6 +255,7 @@ impl Core {
         Reply {
             response: self.response(Status::Error, message),
             close,
+            auth_refused,
         }
     }
 

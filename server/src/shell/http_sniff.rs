@@ -9,9 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 use super::api::{self, ApiState, Surface};
 
@@ -62,21 +61,20 @@ pub async fn sniff<S: AsyncRead + Unpin>(mut stream: S) -> io::Result<Sniffed<S>
 }
 
 /// Answers one HTTP/1.1 request with the registration-port router and closes, all within
-/// `deadline`.
-pub async fn serve_http<S>(state: ApiState, stream: Prefixed<S>, deadline: Duration)
-where
+/// `deadline`, behind the same gate and limits as the API port.
+pub async fn serve_http<S>(
+    state: &ApiState,
+    stream: Prefixed<S>,
+    deadline: Duration,
+    stop: &CancellationToken,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TowerToHyperService::new(api::router(state, Surface::Registration));
-    let connection = hyper::server::conn::http1::Builder::new()
-        .keep_alive(false)
-        .serve_connection(TokioIo::new(stream), service);
-    match tokio::time::timeout(deadline, connection).await {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => {
-            tracing::debug!(error = %err, "HTTP request on the registration port failed")
-        }
-        Err(_) => tracing::debug!("HTTP request on the registration port timed out"),
+    let app = api::router(state.clone(), Surface::Registration);
+    let limits = state.config.get().api.clone();
+    let connection = api::serve_connection(state, app, stream, &limits, false, stop);
+    if tokio::time::timeout(deadline, connection).await.is_err() {
+        tracing::debug!("HTTP request on the registration port timed out");
     }
 }
 

@@ -6,9 +6,11 @@
 
 pub mod api;
 pub mod connection;
+pub mod deadline;
 pub mod dns;
 pub mod http_sniff;
 pub mod net;
 mod server;
+pub mod slots;
 
 pub use server::{AT_CAPACITY, Listeners, serve};

@@ -7,15 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::api::{self, ApiState};
 use super::connection::{Connection, ReadError};
+use super::deadline::WriteDeadline;
 use super::dns;
 use super::http_sniff::{self, Sniffed};
 use super::net::{Datagram, Listener};
+use super::slots::{NoSlot, Slot, Slots};
 use crate::config::LiveConfig;
 use crate::core::protocol::Status;
 use crate::core::{Clock, Core, Metrics, Node};
@@ -98,8 +99,12 @@ pub async fn serve<L: Listener, U: Datagram>(
         }
     }
     if let Some(listener) = listeners.api {
-        let stop = stop_connections.clone().cancelled_owned();
-        connections.spawn(api::serve(ApiState::of(&node), listener, stop));
+        connections.spawn(api::serve(
+            ApiState::of(&node),
+            listener,
+            stop_connections.clone(),
+            connections.clone(),
+        ));
     }
     let shell = Arc::new(Registrations {
         frames: node.frames(),
@@ -138,7 +143,14 @@ async fn accept_loop<L: Listener>(
     connections: &TaskTracker,
     stop: &CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(shell.config.get().server.max_connections));
+    let (slots, write_timeout) = {
+        let config = shell.config.get();
+        let server = &config.server;
+        (
+            Slots::new(server.max_connections, server.max_connections_per_ip),
+            server.write_timeout(),
+        )
+    };
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -153,7 +165,8 @@ async fn accept_loop<L: Listener>(
                 continue;
             }
         };
-        match Arc::clone(&slots).try_acquire_owned() {
+        let stream = WriteDeadline::new(stream, write_timeout);
+        match slots.acquire(peer.ip()) {
             Ok(slot) => {
                 shell
                     .metrics
@@ -168,26 +181,40 @@ async fn accept_loop<L: Listener>(
                     slot,
                 ));
             }
-            Err(_) => {
+            Err(refusal) => {
                 shell
                     .metrics
                     .tcp_connections
                     .with_label_values(&["rejected"])
                     .inc();
-                tracing::warn!(%peer, "connection refused: server at capacity");
-                connections.spawn(refuse_at_capacity(Arc::clone(shell), stream));
+                let message = match refusal {
+                    NoSlot::AtCapacity => {
+                        tracing::warn!(%peer, "connection refused: server at capacity");
+                        AT_CAPACITY.to_owned()
+                    }
+                    NoSlot::PerAddress { limit } => {
+                        tracing::warn!(%peer, limit, "connection refused: too many from one address");
+                        format!(
+                            "{AT_CAPACITY}: {} already holds {limit} connections, the most one \
+                             address may hold",
+                            peer.ip().to_canonical()
+                        )
+                    }
+                };
+                connections.spawn(refuse(Arc::clone(shell), stream, message));
             }
         }
     }
 }
 
-async fn refuse_at_capacity<S: AsyncRead + AsyncWrite + Unpin>(
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     shell: Arc<Registrations>,
     stream: S,
+    message: String,
 ) {
     let max_frame_bytes = shell.config.get().protocol.max_frame_bytes;
     let mut connection = Connection::new(stream, max_frame_bytes);
-    connection.queue(&shell.frames.response(Status::Error, AT_CAPACITY));
+    connection.queue(&shell.frames.response(Status::Error, message));
     connection.close_gracefully().await;
 }
 
@@ -196,7 +223,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: S,
     peer: SocketAddr,
     stop: CancellationToken,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
 ) {
     let opened = shell.clock.now();
     shell.metrics.tcp_active_connections.inc();
@@ -210,7 +237,7 @@ async fn handle_connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     match sniffed {
         Ok(Ok(Sniffed::Frames(stream))) => serve_frames(&shell, stream, peer, &stop).await,
         Ok(Ok(Sniffed::Http(stream))) => {
-            http_sniff::serve_http(shell.http.clone(), stream, idle_timeout).await;
+            http_sniff::serve_http(&shell.http, stream, idle_timeout, &stop).await;
         }
         Ok(Err(err)) => {
             shell
@@ -242,8 +269,10 @@ async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
     let config = shell.config.get();
     let mut connection = Connection::new(stream, config.protocol.max_frame_bytes);
     let idle_timeout = config.server.idle_timeout();
+    let max_auth_failures = config.server.max_auth_failures;
     drop(config);
     let core = &shell.frames;
+    let mut auth_failures = 0;
     let ending = loop {
         let next = if stop.is_cancelled() {
             // Shutting down: answer what already arrived, read nothing new.
@@ -267,6 +296,14 @@ async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
                 connection.queue(&reply.response);
                 if reply.close {
                     break Ending::FramingError;
+                }
+                auth_failures = if reply.auth_refused {
+                    auth_failures + 1
+                } else {
+                    0
+                };
+                if auth_failures >= max_auth_failures {
+                    break Ending::AuthFailures;
                 }
                 if !connection.has_buffered_frame()
                     && let Err(err) = connection.flush().await
@@ -292,6 +329,9 @@ async fn serve_frames<S: AsyncRead + AsyncWrite + Unpin>(
         }
         Ending::Idle => tracing::debug!(%peer, "closing idle connection"),
         Ending::FramingError => tracing::debug!(%peer, "closing connection after a framing error"),
+        Ending::AuthFailures => {
+            tracing::info!(%peer, auth_failures, "closing connection: every frame refused for authentication");
+        }
         Ending::PeerClosed | Ending::Shutdown => {}
     }
     connection.close_gracefully().await;
@@ -303,5 +343,7 @@ enum Ending {
     Idle,
     Shutdown,
     FramingError,
+    /// `server.max_auth_failures` frames in a row were refused for authentication.
+    AuthFailures,
     Failed(ReadError),
 }

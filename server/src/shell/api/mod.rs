@@ -4,14 +4,12 @@
 //! on the registration port when a connection starts with an HTTP request
 //! ([`crate::shell::http_sniff`]).
 
+mod conn;
 mod error;
+mod gate;
 mod handlers;
 
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -21,13 +19,14 @@ use axum::response::Response;
 use axum::routing::get;
 use rand::RngCore;
 
+pub use conn::{serve, serve_connection};
 pub use error::ApiError;
+pub use gate::{MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
 use crate::config::LiveConfig;
 use crate::core::auth::Authenticator;
 use crate::core::registry::Registry;
 use crate::core::{Clock, Metrics, Node};
-use crate::shell::net::Listener;
 use crate::store::Store;
 
 /// Header carrying the request ID, propagated from the request or generated.
@@ -36,8 +35,6 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 /// Longest incoming request ID that is propagated; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
-/// Pause after a failed `accept` before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Which routes a router serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,46 +98,6 @@ pub fn router(state: ApiState, surface: Surface) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
-}
-
-/// Serves the API on `listener` until `shutdown` completes, then finishes open requests.
-pub async fn serve<L: Listener>(
-    state: ApiState,
-    listener: L,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    let app = router(state, Surface::Api);
-    if let Err(err) = axum::serve(AxumListener(listener), app)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        tracing::error!(error = %err, "REST API server stopped");
-    }
-}
-
-/// Adapts the server's [`Listener`] seam to axum, so tests and simulators can hand in their
-/// own listeners here too.
-struct AxumListener<L>(L);
-
-impl<L: Listener> axum::serve::Listener for AxumListener<L> {
-    type Io = L::Stream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok(accepted) => return accepted,
-                Err(err) => {
-                    tracing::warn!(error = %err, "API accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
 }
 
 /// Runs only for matched routes: records the route template for [`observe`].
@@ -220,7 +177,7 @@ fn acceptable_request_id(id: &HeaderValue) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-fn generate_request_id() -> HeaderValue {
+pub(crate) fn generate_request_id() -> HeaderValue {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
     HeaderValue::from_str(&hex::encode(bytes))

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::DnsSection;
 use crate::core::dns::{Answerer, MAX_TCP_MESSAGE, Transport};
+use crate::shell::deadline::WriteDeadline;
 use crate::shell::net::{Datagram, Listener};
 
 /// Pause after a failed receive or accept, so a persistent socket error cannot spin a core.
@@ -37,6 +38,7 @@ pub fn spawn<U: Datagram, L: Listener>(
         let limits = TcpLimits {
             max_connections: dns.max_tcp_connections,
             idle_timeout: dns.tcp_idle_timeout(),
+            write_timeout: dns.tcp_write_timeout(),
         };
         tasks.spawn(serve_tcp(
             answerer,
@@ -56,6 +58,8 @@ pub struct TcpLimits {
     pub max_connections: usize,
     /// How long a connection may stay silent.
     pub idle_timeout: Duration,
+    /// How long a write may stay blocked by a peer that does not read.
+    pub write_timeout: Duration,
 }
 
 /// Answers datagrams on `socket` until `stop` is cancelled.
@@ -115,7 +119,7 @@ pub async fn serve_tcp<L: Listener>(
             };
             connections.spawn(answer_connection(
                 Arc::clone(&answerer),
-                stream,
+                WriteDeadline::new(stream, limits.write_timeout),
                 peer,
                 idle_timeout,
                 stop.clone(),
