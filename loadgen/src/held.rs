@@ -48,17 +48,18 @@ pub enum Behaviour {
     StallMidFrame,
 }
 
-/// Holds `count` connections to `target` until `end`, reopening any the server closes.
+/// Holds `count` connections, spread round-robin over `targets`, until `end`, reopening any
+/// the server closes.
 pub fn spawn(
     tasks: &mut JoinSet<()>,
-    target: SocketAddr,
+    targets: &[SocketAddr],
     count: u32,
     behaviour: Behaviour,
     end: Instant,
 ) -> Arc<HeldCount> {
     let held = Arc::new(HeldCount::default());
-    for _ in 0..count {
-        tasks.spawn(hold_one(target, behaviour, end, Arc::clone(&held)));
+    for (_, target) in (0..count).zip(targets.iter().cycle()) {
+        tasks.spawn(hold_one(*target, behaviour, end, Arc::clone(&held)));
     }
     held
 }
@@ -82,6 +83,7 @@ async fn hold_one(target: SocketAddr, behaviour: Behaviour, end: Instant, held: 
             }
         }
         held.opened();
+        let opened_at = Instant::now();
         let mut scratch = [0u8; 512];
         let closed_by_server = loop {
             tokio::select! {
@@ -93,7 +95,10 @@ async fn hold_one(target: SocketAddr, behaviour: Behaviour, end: Instant, held: 
             }
         };
         held.closed();
-        if closed_by_server {
+        // A connection the server kept a while and then closed (its idle timeout) is
+        // reopened at once, so the count does not dip; one refused at once (at capacity)
+        // is retried after a pause, never in a tight loop.
+        if closed_by_server && opened_at.elapsed() < 10 * REOPEN_BACKOFF {
             tokio::time::sleep(REOPEN_BACKOFF).await;
         }
     }

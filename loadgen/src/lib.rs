@@ -11,18 +11,23 @@ use clap::Args;
 
 pub mod api;
 pub mod cli;
+pub mod crossnode;
 pub mod dns;
+pub mod drill;
 pub mod driver;
+pub mod exporter;
 pub mod frame;
 pub mod heartbeat;
 pub mod held;
 pub mod html;
+pub mod merge;
 pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod target;
 pub mod threshold;
 
 use crate::schedule::{RateProfile, Stage};
