@@ -104,6 +104,18 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Parses `args` as the command line after the program name, for code that drives
+    /// loadgen in-process (the live alert tests run drills this way).
+    pub fn from_args<I, T>(args: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let program = std::iter::once(std::ffi::OsString::from("prism-loadgen"));
+        Self::try_parse_from(program.chain(args.into_iter().map(Into::into)))
+            .map_err(|err| err.to_string())
+    }
+
     /// The workloads to run and the thresholds to check (scenario thresholds first); targets
     /// are resolved here, once.
     pub fn plans(&self) -> anyhow::Result<(Vec<Plan>, Vec<Threshold>)> {

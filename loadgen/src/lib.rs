@@ -114,6 +114,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// Parses a duration such as `0s`, `30s` or `2m`, zero allowed, at most the absolute cap.
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    if humantime::parse_duration(text).is_ok_and(|duration| duration.is_zero()) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
+}
+
 /// Parses a share between 0 and 1.
 pub fn parse_ratio(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {

@@ -53,7 +53,8 @@ impl FaultMix {
     pub fn for_alert(args: &DrillArgs, rule: &RuleInfo) -> anyhow::Result<Self> {
         let (kind, description, delay) = match args.alert.as_str() {
             "HighErrorRate" => {
-                if let Some(threshold) = rule.threshold {
+                // A threshold below 1 is the error ratio the faults must exceed.
+                if let Some(threshold) = rule.threshold.filter(|threshold| *threshold < 1.0) {
                     anyhow::ensure!(
                         args.fault_ratio > threshold,
                         "--fault-ratio {} does not exceed the rule's threshold {threshold}",

@@ -74,6 +74,10 @@ pub struct DrillArgs {
     /// Added to every phase bound: scrape interval, delivery and clock slack.
     #[arg(long, default_value = "30s", value_parser = crate::parse_duration)]
     pub slack: Duration,
+    /// Keep the faults running this long after the alert reached Alertmanager, so that its
+    /// notification goes out (group_wait, 30 s by default) before the alert resolves.
+    #[arg(long, default_value = "30s", value_parser = crate::parse_duration_or_zero)]
+    pub hold: Duration,
     /// How often Prometheus and Alertmanager are polled.
     #[arg(long, default_value = "1s", value_parser = crate::parse_duration)]
     pub poll: Duration,
@@ -404,6 +408,9 @@ pub async fn run(args: &DrillArgs) -> anyhow::Result<DrillReport> {
             break;
         }
         tokio::time::sleep(args.poll).await;
+    }
+    if observed.firing.is_some() && (!need_delivery || observed.delivered.is_some()) {
+        tokio::time::sleep(args.hold).await;
     }
     let _ = stop.send(());
     let finished = faults.await.context("the fault traffic task failed")??;
