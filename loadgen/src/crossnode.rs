@@ -2,7 +2,7 @@
 //! node until the name answers; the latency recorded is the time from the registration's
 //! acknowledgement to the first DNS answer that contains the record (cluster visibility).
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
@@ -132,18 +132,9 @@ impl CrossNodeClient {
             .ok_or(ErrorKind::MalformedResponse)?;
         let socket = match self.sockets.get_mut(node).and_then(Option::take) {
             Some(socket) => socket,
-            None => {
-                let local: SocketAddr = if addr.is_ipv4() {
-                    (Ipv4Addr::UNSPECIFIED, 0).into()
-                } else {
-                    (Ipv6Addr::UNSPECIFIED, 0).into()
-                };
-                let socket = UdpSocket::bind(local)
-                    .await
-                    .map_err(|_| ErrorKind::Connect)?;
-                socket.connect(addr).await.map_err(|_| ErrorKind::Connect)?;
-                socket
-            }
+            None => crate::dns::connected_udp(addr)
+                .await
+                .map_err(|_| ErrorKind::Connect)?,
         };
         loop {
             socket.send(&query).await.map_err(|_| ErrorKind::Io)?;

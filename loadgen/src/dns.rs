@@ -170,21 +170,7 @@ impl DnsClient {
         let addr = *self.targets.get(target).ok_or(QueryError::Connect)?;
         let socket = match self.udp.get_mut(target).and_then(Option::take) {
             Some(socket) => socket,
-            None => {
-                let local: SocketAddr = if addr.is_ipv4() {
-                    (Ipv4Addr::UNSPECIFIED, 0).into()
-                } else {
-                    (Ipv6Addr::UNSPECIFIED, 0).into()
-                };
-                let socket = UdpSocket::bind(local)
-                    .await
-                    .map_err(|_| QueryError::Connect)?;
-                socket
-                    .connect(addr)
-                    .await
-                    .map_err(|_| QueryError::Connect)?;
-                socket
-            }
+            None => connected_udp(addr).await.map_err(|_| QueryError::Connect)?,
         };
         socket.send(query).await.map_err(|_| QueryError::Io)?;
         // Answers to earlier, timed-out queries may still arrive: skip those by id.
@@ -247,6 +233,18 @@ impl DnsClient {
         }
         Ok(header)
     }
+}
+
+/// A UDP socket bound to an ephemeral port of `addr`'s family and connected to it.
+pub(crate) async fn connected_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let local: SocketAddr = if addr.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(addr).await?;
+    Ok(socket)
 }
 
 fn decode_header(bytes: &[u8]) -> Result<Header, QueryError> {

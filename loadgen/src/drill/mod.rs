@@ -282,15 +282,7 @@ impl Apis {
             .flatten()
             .filter(|entry| entry["labels"]["alertname"] == alert)
             .map(|entry| {
-                let labels = entry["labels"]
-                    .as_object()
-                    .map(|labels| {
-                        labels
-                            .iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let labels = rule::labels(&entry["labels"]);
                 let state = entry["status"]["state"]
                     .as_str()
                     .unwrap_or_default()

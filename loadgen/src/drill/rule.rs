@@ -46,15 +46,7 @@ pub fn find(body: &Value, name: &str) -> Result<RuleInfo, String> {
                 continue;
             }
             let query = rule["query"].as_str().unwrap_or_default().to_owned();
-            let labels = rule["labels"]
-                .as_object()
-                .map(|labels| {
-                    labels
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let labels = labels(&rule["labels"]);
             return Ok(RuleInfo {
                 name: name.to_owned(),
                 window: longest_window(&query),
@@ -77,6 +69,19 @@ pub fn find(body: &Value, name: &str) -> Result<RuleInfo, String> {
         "Prometheus has no alerting rule named {name}; it has: {}",
         seen.join(", ")
     ))
+}
+
+/// A JSON object of string labels as a map (other values are skipped).
+pub fn labels(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn seconds(value: &Value) -> Duration {
