@@ -56,6 +56,9 @@ pub struct CrossNodeArgs {
     /// Samples per second (--rate), run length, caps; --timeout bounds one sample.
     #[command(flatten)]
     pub load: LoadArgs,
+    /// `--register-target`, resolved when the plan is made.
+    #[arg(skip)]
+    pub register_resolved: Vec<Target>,
 }
 
 /// A name unique to this run, so an earlier run's registrations cannot answer early.
@@ -69,7 +72,8 @@ fn run_tag() -> String {
 
 impl CrossNodeArgs {
     /// The client of worker `worker`.
-    pub fn client(&self, worker: u64, register: &[Target], dns: &[SocketAddr]) -> CrossNodeClient {
+    pub fn client(&self, worker: u64, dns: &[SocketAddr]) -> CrossNodeClient {
+        let register = &self.register_resolved;
         CrossNodeClient {
             args: self.clone(),
             tag: format!("{}-{}", run_tag(), worker),

@@ -55,7 +55,7 @@ fn command_line() -> Vec<String> {
 fn announce(plans: &[Plan]) {
     for plan in plans {
         eprintln!(
-            "prism-loadgen: {} ({}) → {} at {}/s peak for {}",
+            "prism-loadgen: {} ({}) → {} at {:.1}/s peak for {}",
             plan.name,
             plan.workload.kind(),
             plan.labels().join(", "),
@@ -175,7 +175,7 @@ fn merge_reports(cli: &Cli, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_drill(cli: &Cli, args: &drill::DrillArgs) -> anyhow::Result<ExitCode> {
-    let report = drill::run(args).await?;
+    let report = drill::run(args, &cli.resolve).await?;
     print!("{report}");
     if let Some(path) = &cli.json {
         let json = serde_json::to_string_pretty(&report)?;

@@ -90,7 +90,7 @@ impl Plan {
     /// for a DNS workload with `--keep-alive` the heartbeat plan that keeps its names online.
     pub fn for_workload(
         name: String,
-        workload: Workload,
+        mut workload: Workload,
         profile: RateProfile,
         overrides: &[Resolve],
     ) -> anyhow::Result<Vec<Plan>> {
@@ -100,6 +100,9 @@ impl Plan {
                 targets.iter().all(|target| target.spec.scheme.is_none()),
                 "{name}: http:// and https:// targets are for the api workload only"
             );
+        }
+        if let Workload::CrossNode(args) = &mut workload {
+            args.register_resolved = target::resolve_all(&args.register_targets, overrides)?;
         }
         let mut plans = Vec::with_capacity(2);
         if let Workload::Dns(args) = &workload {
@@ -233,11 +236,10 @@ pub async fn run(
                 }
             }
             Workload::CrossNode(args) => {
-                let register = target::resolve_all(&args.register_targets, &[])?;
                 for worker in 0..args.concurrency {
                     let recorder = Arc::clone(&recorder);
                     let share = share(worker, args.concurrency);
-                    let client = args.client(worker, &register, &addrs);
+                    let client = args.client(worker, &addrs);
                     workers.spawn(driver::drive(client, share, recorder));
                 }
             }

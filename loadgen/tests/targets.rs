@@ -151,13 +151,17 @@ fn random_spread_is_reproducible_from_its_seed() {
 #[test]
 fn cross_node_against_one_server_given_twice_measures_every_name_visible() {
     let server = TestServer::open();
-    let register = server.registration.to_string();
+    // The register node by a name pinned with --resolve.
+    let register = format!("node-a.example.net:{}", server.registration.port());
+    let pin = format!("{register}:127.0.0.1");
     // The same DNS server under two spellings: two targets, one registry.
     let dns = format!("{},localhost:{}", server.dns, server.dns.port());
     let run = loadgen(&[
         "cross-node",
         "--register-target",
         &register,
+        "--resolve",
+        &pin,
         "--dns-target",
         &dns,
         "--rate",

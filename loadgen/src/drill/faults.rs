@@ -11,7 +11,7 @@ use crate::heartbeat::HeartbeatArgs;
 use crate::progress::Progress;
 use crate::runner::{self, Plan, RunOptions, Workload};
 use crate::schedule::RateProfile;
-use crate::target::{Spread, TargetSpec};
+use crate::target::{Resolve, Spread, TargetSpec};
 
 /// Rule threshold of HighTCPConnectionCount when the expression has none to read.
 const DEFAULT_CONNECTION_THRESHOLD: f64 = 900.0;
@@ -28,6 +28,7 @@ pub struct FaultMix {
     pub delay: Duration,
     kind: Kind,
     targets: Vec<TargetSpec>,
+    overrides: Vec<Resolve>,
     token: Option<String>,
     prefix: String,
     rate: f64,
@@ -50,7 +51,11 @@ enum Kind {
 
 impl FaultMix {
     /// The mix for `args.alert`, checked against the rule's threshold.
-    pub fn for_alert(args: &DrillArgs, rule: &RuleInfo) -> anyhow::Result<Self> {
+    pub fn for_alert(
+        args: &DrillArgs,
+        rule: &RuleInfo,
+        overrides: &[Resolve],
+    ) -> anyhow::Result<Self> {
         let (kind, description, delay) = match args.alert.as_str() {
             "HighErrorRate" => {
                 // A threshold below 1 is the error ratio the faults must exceed.
@@ -128,6 +133,7 @@ impl FaultMix {
             delay,
             kind,
             targets: args.targets.clone(),
+            overrides: overrides.to_vec(),
             token: args.token.clone(),
             prefix: args.hostname_prefix.clone(),
             rate: args.fault_rate,
@@ -186,7 +192,7 @@ impl FaultMix {
             "drill-faults".to_owned(),
             Workload::Heartbeat(args),
             profile,
-            &[],
+            &self.overrides,
         )
     }
 
@@ -200,7 +206,7 @@ impl FaultMix {
             "drill-fleet".to_owned(),
             Workload::Heartbeat(args),
             profile,
-            &[],
+            &self.overrides,
         )?;
         let finished = runner::run(plans, &mut Progress::new(false), RunOptions::default()).await?;
         let ok: u64 = finished.iter().map(|run| run.totals.ok).sum();

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::progress::Progress;
 use crate::runner::{self, RunOptions};
-use crate::target::TargetSpec;
+use crate::target::{Resolve, TargetSpec};
 use faults::FaultMix;
 use rule::RuleInfo;
 
@@ -296,7 +296,8 @@ impl Apis {
 /// Runs the drill (or, with `--dry-run`, only plans it). `Err` means the drill could not be
 /// run at all (Prometheus unreachable, no such rule, no fault mix for the alert, the alert
 /// already active); a drill that ran returns its report, passed or not.
-pub async fn run(args: &DrillArgs) -> anyhow::Result<DrillReport> {
+/// Names in `--target` are resolved through `overrides` (`--resolve`) first.
+pub async fn run(args: &DrillArgs, overrides: &[Resolve]) -> anyhow::Result<DrillReport> {
     let apis = Apis {
         http: reqwest::Client::builder()
             .no_proxy()
@@ -309,7 +310,7 @@ pub async fn run(args: &DrillArgs) -> anyhow::Result<DrillReport> {
             .map(|url| url.trim_end_matches('/').to_owned()),
     };
     let rule = apis.rule(&args.alert).await?;
-    let mix = FaultMix::for_alert(args, &rule)?;
+    let mix = FaultMix::for_alert(args, &rule, overrides)?;
     let bounds = Bounds::of(&rule, mix.delay, args.slack);
     let mut phases = vec![
         phase("pending", bounds.pending),

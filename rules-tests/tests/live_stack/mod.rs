@@ -303,7 +303,9 @@ impl MonitoringStack {
         let Command::Drill(drill_args) = &cli.command else {
             return Err("not a drill command line".to_owned());
         };
-        drill::run(drill_args).await.map_err(|e| format!("{e:#}"))
+        drill::run(drill_args, &cli.resolve)
+            .await
+            .map_err(|e| format!("{e:#}"))
     }
 }
 
