@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, loadgen};
+use common::{TestServer, loadgen_line};
 
 /// Sum of every `prism_messages_processed_total` sample on a metrics page.
 fn messages_processed(page: &str) -> f64 {
@@ -18,17 +18,9 @@ fn a_run_in_which_nothing_succeeded_exits_3_even_without_thresholds() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let target = closed.local_addr().expect("address").to_string();
     drop(closed);
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        &target,
-        "--hosts",
-        "2",
-        "--rate",
-        "20",
-        "--duration",
-        "1s",
-    ]);
+    let run = loadgen_line(&format!(
+        "heartbeat --target {target} --hosts 2 --rate 20 --duration 1s"
+    ));
     assert_eq!(run.code, Some(3), "stderr: {}", run.stderr);
     assert!(
         run.stderr.contains("no request succeeded"),
@@ -57,19 +49,10 @@ fn help_lists_the_exit_codes() {
 fn warmup_runs_the_workload_first_without_measuring_it() {
     let server = TestServer::open();
     let target = server.registration.to_string();
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        &target,
-        "--hosts",
-        "10",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-        "--warmup",
-        "1s",
-    ]);
+    let run = loadgen_line(&format!(
+        "heartbeat --target {target} --hosts 10 --rate 100 --duration 1s \
+         --warmup 1s"
+    ));
     let summary = run.assert_clean(100.0);
     assert_eq!(
         summary.scheduled, 100,
@@ -86,21 +69,10 @@ fn warmup_runs_the_workload_first_without_measuring_it() {
 fn dns_keep_alive_heartbeats_its_hit_names_so_they_never_go_offline() {
     let server = TestServer::open_with_short_offline_deadline();
     let (registration, dns) = (server.registration.to_string(), server.dns.to_string());
-    let run = loadgen(&[
-        "dns",
-        "--target",
-        &dns,
-        "--hosts",
-        "10",
-        "--rate",
-        "50",
-        "--duration",
-        "5s",
-        "--keep-alive",
-        &registration,
-        "--keep-alive-interval",
-        "500ms",
-    ]);
+    let run = loadgen_line(&format!(
+        "dns --target {dns} --hosts 10 --rate 50 --duration 5s \
+         --keep-alive {registration} --keep-alive-interval 500ms"
+    ));
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let report = run.report();
     let names: Vec<&str> = report.workloads.iter().map(|w| w.name.as_str()).collect();
@@ -118,30 +90,14 @@ fn dns_keep_alive_heartbeats_its_hit_names_so_they_never_go_offline() {
 fn without_keep_alive_hit_names_go_offline_and_answer_nxdomain() {
     let server = TestServer::open_with_short_offline_deadline();
     let (registration, dns) = (server.registration.to_string(), server.dns.to_string());
-    loadgen(&[
-        "heartbeat",
-        "--target",
-        &registration,
-        "--hosts",
-        "10",
-        "--one-shot",
-        "--rate",
-        "10",
-        "--duration",
-        "1s",
-    ])
+    loadgen_line(&format!(
+        "heartbeat --target {registration} --hosts 10 --one-shot \
+         --rate 10 --duration 1s"
+    ))
     .assert_clean(10.0);
-    let run = loadgen(&[
-        "dns",
-        "--target",
-        &dns,
-        "--hosts",
-        "10",
-        "--rate",
-        "50",
-        "--duration",
-        "5s",
-    ]);
+    let run = loadgen_line(&format!(
+        "dns --target {dns} --hosts 10 --rate 50 --duration 5s"
+    ));
     let summary = &run.report().workloads[0].summary;
     assert!(
         summary
@@ -161,34 +117,16 @@ fn token_recipe_works_against_a_server_with_default_rate_limits_and_says_when_it
     let target = server.registration.to_string();
     let token = server.token.clone().expect("token mode has a token");
     // Within the default 1 000/min from one address: the README's recipe.
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        &target,
-        "--token",
-        &token,
-        "--hosts",
-        "10",
-        "--rate",
-        "15",
-        "--duration",
-        "2s",
-    ]);
+    let run = loadgen_line(&format!(
+        "heartbeat --target {target} --token {token} --hosts 10 --rate 15 \
+         --duration 2s"
+    ));
     run.assert_clean(15.0);
     // Far above it: the refusals are named as such, with the fix.
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        &target,
-        "--token",
-        &token,
-        "--hosts",
-        "50",
-        "--rate",
-        "600",
-        "--duration",
-        "3s",
-    ]);
+    let run = loadgen_line(&format!(
+        "heartbeat --target {target} --token {token} --hosts 50 \
+         --rate 600 --duration 3s"
+    ));
     let summary = &run.report().workloads[0].summary;
     let limited = summary
         .errors_by_kind

@@ -3,23 +3,15 @@
 
 mod common;
 
-use common::{TestServer, loadgen};
+use common::{TestServer, loadgen_line};
 
 #[test]
 fn a_name_target_resolves_once_and_runs() {
     let server = TestServer::open();
     let target = format!("localhost:{}", server.registration.port());
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        &target,
-        "--hosts",
-        "10",
-        "--rate",
-        "100",
-        "--duration",
-        "1s",
-    ]);
+    let run = loadgen_line(&format!(
+        "heartbeat --target {target} --hosts 10 --rate 100 --duration 1s"
+    ));
     run.assert_clean(100.0);
     assert!(
         run.stderr.contains(&format!("{target} resolved to")),
@@ -37,19 +29,10 @@ fn resolve_pins_a_staging_name_to_a_local_address_without_a_lookup() {
     let port = server.registration.port();
     let target = format!("staging.example.net:{port}");
     let pin = format!("staging.example.net:{port}:127.0.0.1");
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        &target,
-        "--resolve",
-        &pin,
-        "--hosts",
-        "5",
-        "--rate",
-        "50",
-        "--duration",
-        "1s",
-    ]);
+    let run = loadgen_line(&format!(
+        "heartbeat --target {target} --resolve {pin} --hosts 5 --rate 50 \
+         --duration 1s"
+    ));
     run.assert_clean(50.0);
     assert!(
         run.stderr.contains("traffic goes to 127.0.0.1"),
@@ -62,17 +45,9 @@ fn resolve_pins_a_staging_name_to_a_local_address_without_a_lookup() {
 fn heartbeat_hosts_spread_over_two_servers_and_dns_round_robin_are_reported_per_target() {
     let (first, second) = (TestServer::open(), TestServer::open());
     let targets = format!("{},{}", first.registration, second.registration);
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        &targets,
-        "--hosts",
-        "20",
-        "--rate",
-        "200",
-        "--duration",
-        "2s",
-    ]);
+    let run = loadgen_line(&format!(
+        "heartbeat --target {targets} --hosts 20 --rate 200 --duration 2s"
+    ));
     run.assert_clean(200.0);
     let per_target = &run.report().workloads[0].targets;
     assert_eq!(per_target.len(), 2);
@@ -94,19 +69,10 @@ fn heartbeat_hosts_spread_over_two_servers_and_dns_round_robin_are_reported_per_
         assert_eq!(registered, "prism_registered_hosts_total 10", "{page}");
     }
     let (one, two) = (first.dns.to_string(), second.dns.to_string());
-    let run = loadgen(&[
-        "dns",
-        "--target",
-        &one,
-        "--target",
-        &two,
-        "--hit-ratio",
-        "0",
-        "--rate",
-        "100",
-        "--duration",
-        "2s",
-    ]);
+    let run = loadgen_line(&format!(
+        "dns --target {one} --target {two} --hit-ratio 0 --rate 100 \
+         --duration 2s"
+    ));
     run.assert_clean(100.0);
     let sent: Vec<u64> = run.report().workloads[0]
         .targets
@@ -121,21 +87,10 @@ fn random_spread_is_reproducible_from_its_seed() {
     let (first, second) = (TestServer::open(), TestServer::open());
     let targets = format!("{},{}", first.registration, second.registration);
     let shares = |seed: &str| -> Vec<u64> {
-        let run = loadgen(&[
-            "heartbeat",
-            "--target",
-            &targets,
-            "--hosts",
-            "40",
-            "--spread",
-            "random",
-            "--seed",
-            seed,
-            "--rate",
-            "200",
-            "--duration",
-            "1s",
-        ]);
+        let run = loadgen_line(&format!(
+            "heartbeat --target {targets} --hosts 40 --spread random --seed {seed} \
+             --rate 200 --duration 1s"
+        ));
         run.assert_clean(200.0);
         run.report().workloads[0]
             .targets
@@ -156,19 +111,10 @@ fn cross_node_against_one_server_given_twice_measures_every_name_visible() {
     let pin = format!("{register}:127.0.0.1");
     // The same DNS server under two spellings: two targets, one registry.
     let dns = format!("{},localhost:{}", server.dns, server.dns.port());
-    let run = loadgen(&[
-        "cross-node",
-        "--register-target",
-        &register,
-        "--resolve",
-        &pin,
-        "--dns-target",
-        &dns,
-        "--rate",
-        "20",
-        "--duration",
-        "2s",
-    ]);
+    let run = loadgen_line(&format!(
+        "cross-node --register-target {register} --resolve {pin} \
+         --dns-target {dns} --rate 20 --duration 2s"
+    ));
     let summary = run.assert_clean(20.0);
     assert_eq!(summary.ok, 40, "every sample's name became visible");
     let workload = &run.report().workloads[0];

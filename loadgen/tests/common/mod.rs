@@ -239,6 +239,12 @@ pub fn loadgen(args: &[&str]) -> Run {
     finished(output, dir)
 }
 
+/// Runs the loadgen binary with the whitespace-separated arguments of `line` (see
+/// [`loadgen`]); reads like the command a user types.
+pub fn loadgen_line(line: &str) -> Run {
+    loadgen(&line.split_whitespace().collect::<Vec<_>>())
+}
+
 /// The run of a loadgen process that wrote its reports into `dir`.
 pub fn finished(output: Output, dir: tempfile::TempDir) -> Run {
     let json = dir.path().join("report.json");
