@@ -344,7 +344,8 @@ pub async fn run(args: &DrillArgs, overrides: &[Resolve]) -> anyhow::Result<Dril
 
     mix.prepare().await?;
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    let plans = mix.plans(bounds.delivered.max(bounds.firing))?;
+    // Long enough for the slowest phase before the stop, plus the hold after delivery.
+    let plans = mix.plans(bounds.delivered.max(bounds.firing) + args.hold)?;
     let faults = tokio::spawn(async move {
         let mut quiet = Progress::new(false);
         let options = RunOptions {
