@@ -26,10 +26,27 @@ pub enum Outcome {
 /// One request as a client sends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
+    /// Which of the workload's targets it went to (index).
+    pub target: usize,
     /// The deliberate fault this request carries, if any (`invalid_frame`, `bad_token`).
     pub fault: Option<&'static str>,
     /// How it ended.
     pub outcome: Outcome,
+    /// The latency when the client measures it itself instead of the driver (the
+    /// `cross-node` measurement times from the acknowledgement, not the send).
+    pub measured: Option<Duration>,
+}
+
+impl Attempt {
+    /// A request to `target` that carried no fault.
+    pub fn plain(target: usize, outcome: Outcome) -> Self {
+        Self {
+            target,
+            fault: None,
+            outcome,
+            measured: None,
+        }
+    }
 }
 
 /// A protocol client owned by one worker; it keeps its connection between requests and
@@ -66,6 +83,12 @@ pub async fn drive<C: Client>(mut client: C, share: Share, recorder: Arc<Recorde
         }
         let sent_at = Instant::now();
         if sent_at >= last_send {
+            let mut never_sent = 0;
+            while share.profile.intended_offset(index).is_some() {
+                never_sent += 1;
+                index += share.workers;
+            }
+            recorder.dropped(never_sent);
             break;
         }
         // The request waited for the previous answer on this worker: the target delayed it,
@@ -78,14 +101,23 @@ pub async fn drive<C: Client>(mut client: C, share: Share, recorder: Arc<Recorde
         };
         let attempt = client.request(index).await;
         let done = Instant::now();
-        recorder.sent(sent_at.saturating_duration_since(intended), attempt.fault);
-        match attempt.outcome {
-            Outcome::Answered(error) => recorder.answered(
+        let target = attempt.target;
+        recorder.sent(
+            target,
+            sent_at.saturating_duration_since(intended),
+            attempt.fault,
+        );
+        match (attempt.outcome, attempt.measured) {
+            (Outcome::Answered(error), Some(measured)) => {
+                recorder.answered(target, measured, measured, error);
+            }
+            (Outcome::Answered(error), None) => recorder.answered(
+                target,
                 done.saturating_duration_since(measured_from),
                 done.saturating_duration_since(sent_at),
                 error,
             ),
-            Outcome::Failed(kind) => recorder.failed(kind),
+            (Outcome::Failed(kind), _) => recorder.failed(target, kind),
         }
         previous_done = done;
         index += share.workers;

@@ -15,6 +15,7 @@ use crate::driver::{Attempt, Client, Outcome};
 use crate::frame::{self, ReadError};
 use crate::recorder::ErrorKind;
 use crate::schedule::picked;
+use crate::target::{Spread, TargetSpec};
 
 /// The token sent on purpose by `--bad-token-ratio` requests; no server issues it.
 pub const BAD_TOKEN: &str = "prism-loadgen-deliberately-invalid-token";
@@ -26,13 +27,29 @@ pub const FAULT_BAD_TOKEN: &str = "bad_token";
 /// Options of the `heartbeat` workload.
 #[derive(Args, Debug, Clone)]
 pub struct HeartbeatArgs {
-    /// Registration endpoint, an explicit IP:port.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub target: SocketAddr,
+    /// Registration endpoint HOST:PORT (a name is resolved once at start); repeat or give a
+    /// comma list to spread the hosts over several nodes.
+    #[arg(
+        long = "target",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080"
+    )]
+    pub targets: Vec<TargetSpec>,
+    /// How hosts are assigned to several targets: host k to target k mod n, or by a seeded
+    /// hash of k.
+    #[arg(long, value_enum, default_value_t = Spread::Modulo)]
+    pub spread: Spread,
+    /// Seed of `--spread random`.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
     /// Simulated hosts; each has its own hostname and connection and heartbeats every
     /// hosts/rate seconds.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub hosts: u64,
+    /// Number of the first host: hosts are PREFIX-OFFSET … PREFIX-(OFFSET+hosts-1), so
+    /// several generators can run disjoint ranges.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    pub host_offset: u64,
     /// Hostnames are PREFIX-0, PREFIX-1, …
     #[arg(long, default_value = "loadgen")]
     pub hostname_prefix: String,
@@ -65,6 +82,10 @@ pub struct HeartbeatArgs {
     /// Rate, duration and safety caps.
     #[command(flatten)]
     pub load: LoadArgs,
+    /// Every host registers once before the clock starts (the DNS workload's keep-alive
+    /// uses this so its names answer from the first query).
+    #[arg(skip)]
+    pub register_before_start: bool,
 }
 
 impl HeartbeatArgs {
@@ -89,15 +110,27 @@ impl HeartbeatArgs {
         Ok(vec![Arc::from(self.token.as_deref().unwrap_or(""))])
     }
 
-    /// The client of simulated host number `host`.
-    pub fn host_client(&self, host: u64, tokens: &[Arc<str>]) -> HostClient {
+    /// The client of simulated host number `host` (counted from `--host-offset`), connecting
+    /// to its share of `targets`.
+    pub fn host_client(
+        &self,
+        host: u64,
+        tokens: &[Arc<str>],
+        targets: &[SocketAddr],
+    ) -> HostClient {
+        let number = self.host_offset + host;
         let token = tokens
-            .get((host % tokens.len().max(1) as u64) as usize)
+            .get((number % tokens.len().max(1) as u64) as usize)
             .cloned()
             .unwrap_or_else(|| Arc::from(""));
+        let target_index = self.spread.pick(host, targets.len(), self.seed);
         HostClient {
-            target: self.target,
-            hostname: format!("{}-{host}", self.hostname_prefix),
+            target_index,
+            target: targets
+                .get(target_index)
+                .copied()
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            hostname: format!("{}-{number}", self.hostname_prefix),
             token,
             one_shot: self.one_shot,
             invalid_ratio: self.invalid_ratio,
@@ -110,6 +143,7 @@ impl HeartbeatArgs {
 
 /// One simulated host: its hostname, token and (persistent) connection.
 pub struct HostClient {
+    target_index: usize,
     target: SocketAddr,
     hostname: String,
     token: Arc<str>,
@@ -148,6 +182,20 @@ impl HostClient {
         if let Ok(Ok(stream)) = tokio::time::timeout(self.timeout, self.connect()).await {
             self.stream = Some(stream);
         }
+    }
+
+    /// Registers once, unmeasured, before the clock starts; returns whether the server
+    /// accepted it.
+    pub async fn register_once(&mut self) -> bool {
+        let request = frame::registration(&self.hostname, &self.token);
+        let accepted = matches!(
+            tokio::time::timeout(self.timeout, self.exchange(&request)).await,
+            Ok(Ok(response)) if response.is_success()
+        );
+        if self.one_shot {
+            self.stream = None;
+        }
+        accepted
     }
 
     async fn exchange(&mut self, request: &[u8]) -> Result<frame::Response, ExchangeError> {
@@ -205,13 +253,19 @@ impl Client for HostClient {
         if self.one_shot || fault == Some(FAULT_INVALID_FRAME) || broken {
             self.stream = None;
         }
-        Attempt { fault, outcome }
+        Attempt {
+            target: self.target_index,
+            fault,
+            outcome,
+            measured: None,
+        }
     }
 }
 
 fn classify(fault: Option<&'static str>, response: &frame::Response) -> Option<ErrorKind> {
     match (fault, response.is_success()) {
         (None, true) => None,
+        (None, false) if response.message.contains("rate limit") => Some(ErrorKind::RateLimited),
         (None, false) => Some(ErrorKind::ErrorResponse),
         (Some(_), true) => Some(ErrorKind::FaultAccepted),
         (Some(FAULT_INVALID_FRAME), false) => Some(ErrorKind::InvalidFrameRejected),

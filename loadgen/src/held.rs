@@ -13,6 +13,10 @@ use tokio::time::Instant;
 
 /// Pause before reopening a connection the server refused or closed.
 const REOPEN_BACKOFF: Duration = Duration::from_millis(100);
+/// Spacing of the first opens, so a thousand connections arrive at 1 000/s rather than all
+/// at once: a burst overflows the server's accept backlog, and a connection whose final ACK
+/// was dropped there looks open to the client but never reaches the server.
+const OPEN_SPACING: Duration = Duration::from_millis(1);
 /// Declared payload length of a slow client's frame, of which only half is sent.
 const SLOW_FRAME_DECLARED: u32 = 128;
 
@@ -48,22 +52,38 @@ pub enum Behaviour {
     StallMidFrame,
 }
 
-/// Holds `count` connections to `target` until `end`, reopening any the server closes.
+/// Holds `count` connections, spread round-robin over `targets`, until `end`, reopening any
+/// the server closes.
 pub fn spawn(
     tasks: &mut JoinSet<()>,
-    target: SocketAddr,
+    targets: &[SocketAddr],
     count: u32,
     behaviour: Behaviour,
     end: Instant,
 ) -> Arc<HeldCount> {
     let held = Arc::new(HeldCount::default());
-    for _ in 0..count {
-        tasks.spawn(hold_one(target, behaviour, end, Arc::clone(&held)));
+    let first = Instant::now();
+    for (number, target) in (0..count).zip(targets.iter().cycle()) {
+        let opens_at = first + OPEN_SPACING * number;
+        tasks.spawn(hold_one(
+            *target,
+            behaviour,
+            opens_at,
+            end,
+            Arc::clone(&held),
+        ));
     }
     held
 }
 
-async fn hold_one(target: SocketAddr, behaviour: Behaviour, end: Instant, held: Arc<HeldCount>) {
+async fn hold_one(
+    target: SocketAddr,
+    behaviour: Behaviour,
+    opens_at: Instant,
+    end: Instant,
+    held: Arc<HeldCount>,
+) {
+    tokio::time::sleep_until(opens_at.min(end)).await;
     while Instant::now() < end {
         let opened = tokio::select! {
             opened = TcpStream::connect(target) => opened,
@@ -82,6 +102,7 @@ async fn hold_one(target: SocketAddr, behaviour: Behaviour, end: Instant, held: 
             }
         }
         held.opened();
+        let opened_at = Instant::now();
         let mut scratch = [0u8; 512];
         let closed_by_server = loop {
             tokio::select! {
@@ -93,7 +114,10 @@ async fn hold_one(target: SocketAddr, behaviour: Behaviour, end: Instant, held: 
             }
         };
         held.closed();
-        if closed_by_server {
+        // A connection the server kept a while and then closed (its idle timeout) is
+        // reopened at once, so the count does not dip; one refused at once (at capacity)
+        // is retried after a pause, never in a tight loop.
+        if closed_by_server && opened_at.elapsed() < 10 * REOPEN_BACKOFF {
             tokio::time::sleep(REOPEN_BACKOFF).await;
         }
     }

@@ -11,18 +11,23 @@ use clap::Args;
 
 pub mod api;
 pub mod cli;
+pub mod crossnode;
 pub mod dns;
+pub mod drill;
 pub mod driver;
+pub mod exporter;
 pub mod frame;
 pub mod heartbeat;
 pub mod held;
 pub mod html;
+pub mod merge;
 pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod target;
 pub mod threshold;
 
 use crate::schedule::{RateProfile, Stage};
@@ -107,6 +112,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// Parses a duration such as `0s`, `30s` or `2m`, zero allowed, at most the absolute cap.
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    if humantime::parse_duration(text).is_ok_and(|duration| duration.is_zero()) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text)
 }
 
 /// Parses a share between 0 and 1.

@@ -70,6 +70,7 @@ mod tests {
     fn progress_line_shows_rate_target_percentiles_and_errors_per_workload() {
         let second = Second {
             elapsed_s: 3.0,
+            target_rate: 200.0,
             completed: 199,
             errors: 2,
             rate: 199.0,

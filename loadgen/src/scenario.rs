@@ -12,10 +12,12 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::api::ApiArgs;
+use crate::crossnode::CrossNodeArgs;
 use crate::dns::DnsArgs;
 use crate::heartbeat::HeartbeatArgs;
 use crate::runner::{Plan, Workload};
 use crate::schedule::Stage;
+use crate::target::Resolve;
 use crate::threshold::Threshold;
 
 /// A parsed scenario.
@@ -61,15 +63,21 @@ struct ApiOptions {
     args: ApiArgs,
 }
 
-/// Reads and parses a scenario file.
-pub fn load(path: &Path) -> anyhow::Result<Scenario> {
+#[derive(Parser)]
+struct CrossNodeOptions {
+    #[command(flatten)]
+    args: CrossNodeArgs,
+}
+
+/// Reads and parses a scenario file, resolving its targets (through `overrides` first).
+pub fn load(path: &Path, overrides: &[Resolve]) -> anyhow::Result<Scenario> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read scenario {}", path.display()))?;
-    parse(&text).with_context(|| format!("invalid scenario {}", path.display()))
+    parse(&text, overrides).with_context(|| format!("invalid scenario {}", path.display()))
 }
 
 /// Parses scenario text.
-pub fn parse(text: &str) -> anyhow::Result<Scenario> {
+pub fn parse(text: &str, overrides: &[Resolve]) -> anyhow::Result<Scenario> {
     let file: ScenarioFile = toml::from_str(text)?;
     anyhow::ensure!(!file.workload.is_empty(), "no [[workload]] tables");
     let thresholds = file
@@ -80,18 +88,21 @@ pub fn parse(text: &str) -> anyhow::Result<Scenario> {
     let mut names = BTreeSet::new();
     let mut plans = Vec::with_capacity(file.workload.len());
     for (position, table) in file.workload.into_iter().enumerate() {
-        let plan = workload(table).with_context(|| format!("workload #{}", position + 1))?;
-        anyhow::ensure!(
-            names.insert(plan.name.clone()),
-            "two workloads are named {:?}; give each a distinct name",
-            plan.name
-        );
-        plans.push(plan);
+        let workload_plans =
+            workload(table, overrides).with_context(|| format!("workload #{}", position + 1))?;
+        for plan in workload_plans {
+            anyhow::ensure!(
+                names.insert(plan.name.clone()),
+                "two workloads are named {:?}; give each a distinct name",
+                plan.name
+            );
+            plans.push(plan);
+        }
     }
     Ok(Scenario { plans, thresholds })
 }
 
-fn workload(mut table: toml::Table) -> anyhow::Result<Plan> {
+fn workload(mut table: toml::Table, overrides: &[Resolve]) -> anyhow::Result<Vec<Plan>> {
     let kind = match table.remove("kind") {
         Some(toml::Value::String(kind)) => kind,
         _ => anyhow::bail!("missing kind = \"heartbeat\" | \"dns\" | \"api\""),
@@ -137,14 +148,13 @@ fn workload(mut table: toml::Table) -> anyhow::Result<Plan> {
         "heartbeat" => Workload::Heartbeat(HeartbeatOptions::try_parse_from(arguments)?.args),
         "dns" => Workload::Dns(DnsOptions::try_parse_from(arguments)?.args),
         "api" => Workload::Api(ApiOptions::try_parse_from(arguments)?.args),
-        other => anyhow::bail!("unknown kind {other:?}; expected heartbeat, dns or api"),
+        "cross-node" => Workload::CrossNode(CrossNodeOptions::try_parse_from(arguments)?.args),
+        other => {
+            anyhow::bail!("unknown kind {other:?}; expected heartbeat, dns, api or cross-node")
+        }
     };
     let profile = workload.load().profile(stages)?;
-    Ok(Plan {
-        name,
-        workload,
-        profile,
-    })
+    Plan::for_workload(name, workload, profile, overrides)
 }
 
 /// Turns `key = value` pairs into `--key=value` arguments for the subcommand parser.
@@ -195,6 +205,7 @@ mod tests {
             duration = "2s"
             hit_ratio = 0.5
             "#,
+            &[],
         )
         .expect("valid scenario");
         assert_eq!(scenario.plans.len(), 2);
@@ -212,9 +223,9 @@ mod tests {
 
     #[test]
     fn rejects_unknown_options_and_rates_over_the_cap() {
-        let err = parse("[[workload]]\nkind = \"dns\"\nhots = 3\n").expect_err("typo");
+        let err = parse("[[workload]]\nkind = \"dns\"\nhots = 3\n", &[]).expect_err("typo");
         assert!(format!("{err:#}").contains("--hots"), "{err:#}");
-        let err = parse("[[workload]]\nkind = \"api\"\nrate = 200000\n").expect_err("cap");
+        let err = parse("[[workload]]\nkind = \"api\"\nrate = 200000\n", &[]).expect_err("cap");
         assert!(format!("{err:#}").contains("--max-rate"), "{err:#}");
     }
 }

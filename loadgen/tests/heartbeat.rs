@@ -160,22 +160,3 @@ fn rates_above_the_safety_cap_are_refused_unless_the_cap_is_raised() {
         run.stderr
     );
 }
-
-#[test]
-fn targets_must_be_explicit_ip_addresses_not_names() {
-    let run = loadgen(&[
-        "heartbeat",
-        "--target",
-        "example.com:8080",
-        "--duration",
-        "1s",
-    ]);
-    assert_eq!(
-        run.code,
-        Some(2),
-        "usage error, no name lookup: {}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("--target"), "{}", run.stderr);
-    assert!(run.report.is_none());
-}

@@ -64,8 +64,24 @@ fn html_report_is_self_contained_with_charts_and_the_json_numbers() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert_eq!(
         html.matches("<svg").count(),
-        2,
-        "latency and throughput charts"
+        3,
+        "latency over time, throughput and percentile-distribution charts"
+    );
+    assert!(html.contains("log scale"), "latency axes are logarithmic");
+    assert!(html.contains("Latency by percentile"));
+    assert!(
+        html.contains(">target</text>"),
+        "the target rate is drawn on the throughput chart"
+    );
+    assert!(
+        html.contains("Command line: <code>") && html.contains(" heartbeat --target "),
+        "the command line is recorded"
+    );
+    assert!(
+        run.report()
+            .command_line
+            .iter()
+            .any(|arg| arg == "heartbeat")
     );
     assert!(html.contains("<polyline"));
     assert!(!html.contains("<script"), "no JavaScript at all");
@@ -160,4 +176,7 @@ duration = "2s"
     assert_eq!(report.total.errors, 0, "{:?}", report.total.errors_by_kind);
     assert_eq!(report.total.sent, 200 + 300 + 100);
     assert!(report.passed);
+    assert!(run.stdout.contains("total (3 workloads)"), "{}", run.stdout);
+    let html = std::fs::read_to_string(&run.html).expect("HTML report written");
+    assert!(html.contains("Total (all workloads)"));
 }

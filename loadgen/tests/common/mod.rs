@@ -34,18 +34,72 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
+/// How a test server differs from the defaults.
+#[derive(Clone, Copy)]
+struct Setup {
+    mode: AuthMode,
+    /// Keep the default per-IP registration rate limit (else it is off).
+    default_rate_limit: bool,
+    /// Hosts go offline 2 s after their last heartbeat (else the default 150 s).
+    short_offline: bool,
+}
+
 impl TestServer {
     /// A server in open auth mode with the per-IP rate limit off.
     pub fn open() -> Self {
-        Self::start(AuthMode::Open)
+        Self::start(Setup {
+            mode: AuthMode::Open,
+            default_rate_limit: false,
+            short_offline: false,
+        })
     }
 
     /// A server in token auth mode (rate limit off) with one token for owner `loadgen`.
     pub fn with_token() -> Self {
-        Self::start(AuthMode::Token)
+        Self::start(Setup {
+            mode: AuthMode::Token,
+            default_rate_limit: false,
+            short_offline: false,
+        })
     }
 
-    fn start(mode: AuthMode) -> Self {
+    /// A server as shipped: token auth mode and the default per-IP rate limit.
+    pub fn with_token_and_default_rate_limit() -> Self {
+        Self::start(Setup {
+            mode: AuthMode::Token,
+            default_rate_limit: true,
+            short_offline: false,
+        })
+    }
+
+    /// An open server whose hosts go offline 2 s after their last heartbeat.
+    pub fn open_with_short_offline_deadline() -> Self {
+        Self::start(Setup {
+            mode: AuthMode::Open,
+            default_rate_limit: false,
+            short_offline: true,
+        })
+    }
+
+    /// The server's `/metrics` page.
+    pub fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.api);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("client runtime");
+        runtime.block_on(async {
+            reqwest::get(&url)
+                .await
+                .expect("GET /metrics")
+                .text()
+                .await
+                .expect("metrics text")
+        })
+    }
+
+    fn start(setup: Setup) -> Self {
+        let mode = setup.mode;
         let dir = tempfile::tempdir().expect("temporary directory");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -56,7 +110,15 @@ impl TestServer {
         config.server.host = LOOPBACK.into();
         config.database.path = dir.path().join("prism.db");
         config.auth.mode = mode;
-        config.rate_limit.registrations_per_minute = 0;
+        if !setup.default_rate_limit {
+            config.rate_limit.registrations_per_minute = 0;
+        }
+        if setup.short_offline {
+            config.heartbeat.interval = 1;
+            config.heartbeat.timeout_multiplier = 1;
+            config.heartbeat.grace_period = 1;
+            config.heartbeat.check_interval = 0.2;
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let (registration, api, dns, token) = runtime.block_on(async {
             let metrics = Metrics::new().expect("metrics");
@@ -154,24 +216,48 @@ impl Run {
     }
 }
 
+/// The loadgen binary with `args` plus `--json` and `--html` into `dir`, environment tokens
+/// removed; not started yet.
+pub fn loadgen_command(args: &[&str], dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_prism-loadgen"));
+    command
+        .args(args)
+        .arg("--json")
+        .arg(dir.join("report.json"))
+        .arg("--html")
+        .arg(dir.join("report.html"))
+        .env_remove("PRISM_LOADGEN_TOKEN")
+        .env_remove("PRISM_LOADGEN_API_TOKEN");
+    command
+}
+
 /// Runs the loadgen binary with `args` plus `--json` and `--html` into a temporary directory.
 pub fn loadgen(args: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let json = dir.path().join("report.json");
-    let html = dir.path().join("report.html");
-    let output: Output = Command::new(env!("CARGO_BIN_EXE_prism-loadgen"))
-        .args(args)
-        .arg("--json")
-        .arg(&json)
-        .arg("--html")
-        .arg(&html)
-        .env_remove("PRISM_LOADGEN_TOKEN")
-        .env_remove("PRISM_LOADGEN_API_TOKEN")
+    let output = loadgen_command(args, dir.path())
         .output()
         .expect("loadgen binary runs");
-    let report = std::fs::read_to_string(&json).ok().map(|text| {
-        serde_json::from_str::<Report>(&text).expect("the JSON report matches the schema")
-    });
+    finished(output, dir)
+}
+
+/// Runs the loadgen binary with the whitespace-separated arguments of `line` (see
+/// [`loadgen`]); reads like the command a user types.
+pub fn loadgen_line(line: &str) -> Run {
+    loadgen(&line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// The run of a loadgen process that wrote its reports into `dir`.
+pub fn finished(output: Output, dir: tempfile::TempDir) -> Run {
+    let json = dir.path().join("report.json");
+    let html = dir.path().join("report.html");
+    // A drill writes its own report, which has no run-report schema.
+    let report = std::fs::read_to_string(&json)
+        .ok()
+        .map(|text| serde_json::from_str::<serde_json::Value>(&text).expect("JSON"))
+        .filter(|json| json.get("schema").is_some())
+        .map(|json| {
+            serde_json::from_value::<Report>(json).expect("the JSON report matches the schema")
+        });
     Run {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
