@@ -1,6 +1,6 @@
 //! Configuration through the real binary: defaults, the YAML file, precedence
 //! (flag > environment > file > default), error messages, `check-config` exit codes and SIGHUP
-//! reload of a reloadable key.
+//! reload of reloadable keys.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -220,12 +220,36 @@ async fn wait_for(api: SocketAddr, name: &str, value: f64) -> String {
     panic!("{name} never became {value} (last {last:?})");
 }
 
+/// Polls `/api/health` until `done` holds for its body (at most 10 s) and returns the body.
+async fn wait_for_health(
+    api: SocketAddr,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let api = HttpClient::new(api);
+    let mut last = serde_json::Value::Null;
+    for _ in 0..RELOAD_TIMEOUT.as_millis() / RELOAD_POLL.as_millis() {
+        let (status, body) = api.get_json("/api/health", None).await;
+        assert_eq!(status, 200, "{body}");
+        if done(&body) {
+            return body;
+        }
+        last = body;
+        tokio::time::sleep(RELOAD_POLL).await;
+    }
+    panic!("/api/health never showed the reloaded value; last: {last}");
+}
+
 fn server_yaml(dir: &Path, maintenance: bool) -> String {
+    server_yaml_with_message(dir, maintenance, "")
+}
+
+/// A configuration serving on loopback port 0, with `maintenance.*` as given.
+fn server_yaml_with_message(dir: &Path, maintenance: bool, message: &str) -> String {
     format!(
         "server:\n  host: 127.0.0.1\n  tcp_port: 0\n  api_port: 0\n\
          database:\n  path: {}\n\
          dns:\n  enabled: false\n\
-         maintenance:\n  enabled: {maintenance}\n",
+         maintenance:\n  enabled: {maintenance}\n  message: {message:?}\n",
         dir.join("prism.db").display()
     )
 }
@@ -260,6 +284,34 @@ async fn sighup_reloads_maintenance_mode_and_updates_the_reload_metrics() {
     server.signal("HUP");
     let failed = wait_for(api, "prism_config_last_reload_successful", 0.0).await;
     assert_eq!(sample(&failed, "prism_maintenance_mode"), Some(1.0));
+}
+
+#[tokio::test]
+async fn sighup_shows_the_new_maintenance_message_on_the_health_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(dir.path(), "prism.yaml", &server_yaml(dir.path(), false));
+    let server = start_server(dir.path(), &config);
+    let before = wait_for_health(server.api_addr(), |_| true).await;
+    assert_eq!(before["maintenance"], false, "{before}");
+    assert!(
+        before.get("maintenance_message").is_none(),
+        "no message while maintenance is off: {before}"
+    );
+
+    // Switched on with a message, then only the message changes.
+    for message in [
+        "database upgrade: ticket OPS-42",
+        "extended until 14:00 UTC, \"really\"",
+    ] {
+        let yaml = server_yaml_with_message(dir.path(), true, message);
+        write(dir.path(), "prism.yaml", &yaml);
+        server.signal("HUP");
+        let health = wait_for_health(server.api_addr(), |health| {
+            health["maintenance_message"] == message
+        })
+        .await;
+        assert_eq!(health["maintenance"], true, "{health}");
+    }
 }
 
 #[tokio::test]
