@@ -1,44 +1,50 @@
 //! The REST API (SPEC §7): every endpoint's happy path, bad parameters, authentication,
 //! ownership, pagination edges, search and status filters, and health when the database fails.
 
-mod operator;
+use std::time::{Duration, SystemTime};
 
-use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use operator::{OperatorServer, register, token, token_config};
+use prism_server::Config;
 use prism_server::config::AuthMode;
 use prism_server::store::{MemoryStore, SqliteStore, Store};
-
-const LOCAL: Option<IpAddr> = None;
+use prism_testkit::TestServer;
+use prism_testkit::http::HttpClient;
+use prism_testkit::setup::{create_token, token_config};
 
 /// A server with owners alice (web-*, db-01) and bob (bob-01), and an admin token.
 struct World {
-    server: OperatorServer,
+    server: TestServer,
     alice: String,
     bob: String,
     admin: String,
 }
 
+impl World {
+    fn api(&self) -> &HttpClient {
+        self.server.api()
+    }
+}
+
 async fn world() -> World {
     let store = MemoryStore::new();
-    let alice = token(&store, "alice", false).await;
-    let bob = token(&store, "bob", false).await;
-    let admin = token(&store, "ops", true).await;
-    let server = OperatorServer::start(token_config(), Arc::new(store)).await;
+    let alice = create_token(&store, "alice", false).await;
+    let bob = create_token(&store, "bob", false).await;
+    let admin = create_token(&store, "ops", true).await;
+    let server = api_server(token_config(), store).await;
     for name in ["web-01", "web-02", "web-03", "db-01"] {
-        let reply = register(server.tcp, LOCAL, name, Some(&alice)).await;
-        assert_eq!(reply["status"], "success", "{reply}");
+        server.register(name, Some(&alice)).await;
     }
-    let reply = register(server.tcp, LOCAL, "bob-01", Some(&bob)).await;
-    assert_eq!(reply["status"], "success", "{reply}");
+    server.register("bob-01", Some(&bob)).await;
     World {
         server,
         alice,
         bob,
         admin,
     }
+}
+
+/// A server with the REST API on `store`.
+async fn api_server(config: Config, store: impl Store) -> TestServer {
+    TestServer::builder(config).store(store).api().start().await
 }
 
 fn names(body: &serde_json::Value) -> Vec<String> {
@@ -62,8 +68,9 @@ fn assert_error_body(status: u16, body: &serde_json::Value, expected: u16) {
 async fn health_reports_healthy_when_the_database_answers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("prism.db"), None).expect("store");
-    let server = OperatorServer::start(token_config(), Arc::new(store)).await;
-    let (status, body) = server.get_json("/api/health", None).await;
+    let server = api_server(token_config(), store).await;
+    let api = server.api();
+    let (status, body) = api.get_json("/api/health", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["database"], "ok");
@@ -75,9 +82,10 @@ async fn health_returns_503_when_the_database_file_is_removed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("prism.db");
     let store = SqliteStore::open(&path, None).expect("store");
-    let server = OperatorServer::start(token_config(), Arc::new(store)).await;
+    let server = api_server(token_config(), store).await;
+    let api = server.api();
     std::fs::remove_file(&path).expect("remove database file");
-    let (status, body) = server.get_json("/api/health", None).await;
+    let (status, body) = api.get_json("/api/health", None).await;
     assert_error_body(status, &body, 503);
     assert_eq!(body["status"], "degraded");
     server.shutdown().await;
@@ -89,9 +97,10 @@ async fn health_returns_503_when_the_database_file_is_made_unwritable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("prism.db");
     let store = SqliteStore::open(&path, None).expect("store");
-    let server = OperatorServer::start(token_config(), Arc::new(store)).await;
+    let server = api_server(token_config(), store).await;
+    let api = server.api();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
-    let (status, body) = server.get_json("/api/health", None).await;
+    let (status, body) = api.get_json("/api/health", None).await;
     assert_error_body(status, &body, 503);
     assert!(
         body["detail"]
@@ -101,7 +110,7 @@ async fn health_returns_503_when_the_database_file_is_made_unwritable() {
         "{body}"
     );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let (status, _) = server.get_json("/api/health", None).await;
+    let (status, _) = api.get_json("/api/health", None).await;
     assert_eq!(
         status, 200,
         "health recovers once the file is writable again"
@@ -112,7 +121,7 @@ async fn health_returns_503_when_the_database_file_is_made_unwritable() {
 #[tokio::test]
 async fn every_response_carries_a_request_id_and_incoming_ids_are_kept() {
     let world = world().await;
-    let server = &world.server;
+    let api = world.api();
     for path in [
         "/api/health",
         "/api/stats",
@@ -120,16 +129,16 @@ async fn every_response_carries_a_request_id_and_incoming_ids_are_kept() {
         "/api/hosts",
         "/nowhere",
     ] {
-        let response = server.get(path, None).await;
+        let response = api.get(path, None).await;
         let id = response.headers().get("x-request-id");
         assert!(
             id.is_some_and(|id| id.len() == 32),
             "{path} answers with a generated X-Request-ID"
         );
     }
-    let response = server
-        .http
-        .get(server.url("/api/health"))
+    let response = api
+        .client()
+        .get(api.url("/api/health"))
         .header("X-Request-ID", "trace-42")
         .send()
         .await
@@ -140,18 +149,16 @@ async fn every_response_carries_a_request_id_and_incoming_ids_are_kept() {
 #[tokio::test]
 async fn hosts_need_a_valid_bearer_token() {
     let world = world().await;
-    let server = &world.server;
-    let (status, body) = server.get_json("/api/hosts", None).await;
+    let api = world.api();
+    let (status, body) = api.get_json("/api/hosts", None).await;
     assert_error_body(status, &body, 401);
-    let (status, body) = server
-        .get_json("/api/hosts", Some("prism_not_a_token"))
-        .await;
+    let (status, body) = api.get_json("/api/hosts", Some("prism_not_a_token")).await;
     assert_error_body(status, &body, 401);
-    let (status, body) = server.get_json("/api/hosts/web-01", None).await;
+    let (status, body) = api.get_json("/api/hosts/web-01", None).await;
     assert_error_body(status, &body, 401);
-    let response = server
-        .http
-        .get(server.url("/api/hosts"))
+    let response = api
+        .client()
+        .get(api.url("/api/hosts"))
         .header("Authorization", format!("Basic {}", world.alice))
         .send()
         .await
@@ -167,16 +174,16 @@ async fn hosts_need_a_valid_bearer_token() {
 #[tokio::test]
 async fn owners_see_their_own_hosts_and_admins_see_all() {
     let world = world().await;
-    let server = &world.server;
-    let (status, body) = server.get_json("/api/hosts", Some(&world.alice)).await;
+    let api = world.api();
+    let (status, body) = api.get_json("/api/hosts", Some(&world.alice)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(names(&body), ["db-01", "web-01", "web-02", "web-03"]);
     assert_eq!(body["total"], 4);
-    let (_, body) = server.get_json("/api/hosts", Some(&world.bob)).await;
+    let (_, body) = api.get_json("/api/hosts", Some(&world.bob)).await;
     assert_eq!(names(&body), ["bob-01"]);
-    let (_, body) = server.get_json("/api/hosts", Some(&world.admin)).await;
+    let (_, body) = api.get_json("/api/hosts", Some(&world.admin)).await;
     assert_eq!(body["total"], 5);
-    let (_, body) = server
+    let (_, body) = api
         .get_json("/api/hosts?owner=bob", Some(&world.admin))
         .await;
     assert_eq!(names(&body), ["bob-01"], "admins may filter by owner");
@@ -186,12 +193,12 @@ async fn owners_see_their_own_hosts_and_admins_see_all() {
 async fn listing_another_owners_hosts_is_forbidden_for_owners() {
     let world = world().await;
     let (status, body) = world
-        .server
+        .api()
         .get_json("/api/hosts?owner=bob", Some(&world.alice))
         .await;
     assert_error_body(status, &body, 403);
     let (status, _) = world
-        .server
+        .api()
         .get_json("/api/hosts?owner=alice", Some(&world.alice))
         .await;
     assert_eq!(status, 200, "an owner may name itself");
@@ -200,33 +207,25 @@ async fn listing_another_owners_hosts_is_forbidden_for_owners() {
 #[tokio::test]
 async fn host_by_name_returns_it_and_404s_unknown_or_foreign_hosts() {
     let world = world().await;
-    let server = &world.server;
-    let (status, body) = server
-        .get_json("/api/hosts/WEB-01", Some(&world.alice))
-        .await;
+    let api = world.api();
+    let (status, body) = api.get_json("/api/hosts/WEB-01", Some(&world.alice)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["hostname"], "web-01");
     assert_eq!(body["status"], "online");
     assert_eq!(body["address"], "127.0.0.1");
     assert_eq!(body["owner"], "alice");
     assert!(body["last_seen"].is_string() && body["first_seen"].is_string());
-    let (status, body) = server
-        .get_json("/api/hosts/nope-99", Some(&world.alice))
-        .await;
+    let (status, body) = api.get_json("/api/hosts/nope-99", Some(&world.alice)).await;
     assert_error_body(status, &body, 404);
-    let (status, foreign) = server
-        .get_json("/api/hosts/bob-01", Some(&world.alice))
-        .await;
+    let (status, foreign) = api.get_json("/api/hosts/bob-01", Some(&world.alice)).await;
     assert_error_body(status, &foreign, 404);
     assert_eq!(
         foreign["error"], body["error"],
         "another owner's host looks exactly like an unknown one"
     );
-    let (status, _) = server
-        .get_json("/api/hosts/bob-01", Some(&world.admin))
-        .await;
+    let (status, _) = api.get_json("/api/hosts/bob-01", Some(&world.admin)).await;
     assert_eq!(status, 200);
-    let (status, body) = server
+    let (status, body) = api
         .get_json("/api/hosts/not_a_hostname!", Some(&world.alice))
         .await;
     assert_error_body(status, &body, 400);
@@ -235,9 +234,9 @@ async fn host_by_name_returns_it_and_404s_unknown_or_foreign_hosts() {
 #[tokio::test]
 async fn pagination_accepts_per_page_1000_and_refuses_1001() {
     let world = world().await;
-    let server = &world.server;
+    let api = world.api();
     let token = Some(world.admin.as_str());
-    let (status, body) = server.get_json("/api/hosts?per_page=1000", token).await;
+    let (status, body) = api.get_json("/api/hosts?per_page=1000", token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["per_page"], 1000);
     for bad in [
@@ -252,7 +251,7 @@ async fn pagination_accepts_per_page_1000_and_refuses_1001() {
         "status=sleeping",
         "page=99999999999999999999999",
     ] {
-        let (status, body) = server.get_json(&format!("/api/hosts?{bad}"), token).await;
+        let (status, body) = api.get_json(&format!("/api/hosts?{bad}"), token).await;
         assert_error_body(status, &body, 400);
         assert!(
             !body["detail"].as_str().unwrap_or_default().is_empty(),
@@ -264,11 +263,11 @@ async fn pagination_accepts_per_page_1000_and_refuses_1001() {
 #[tokio::test]
 async fn pages_split_the_sorted_listing_and_past_the_end_is_empty() {
     let world = world().await;
-    let server = &world.server;
+    let api = world.api();
     let token = Some(world.alice.as_str());
-    let (_, first) = server.get_json("/api/hosts?per_page=3", token).await;
-    let (_, second) = server.get_json("/api/hosts?per_page=3&page=2", token).await;
-    let (status, beyond) = server.get_json("/api/hosts?per_page=3&page=3", token).await;
+    let (_, first) = api.get_json("/api/hosts?per_page=3", token).await;
+    let (_, second) = api.get_json("/api/hosts?per_page=3&page=2", token).await;
+    let (status, beyond) = api.get_json("/api/hosts?per_page=3&page=3", token).await;
     assert_eq!(names(&first), ["db-01", "web-01", "web-02"]);
     assert_eq!(names(&second), ["web-03"]);
     assert_eq!(first["total_pages"], 2);
@@ -284,47 +283,45 @@ async fn pages_split_the_sorted_listing_and_past_the_end_is_empty() {
 async fn search_matches_substrings_case_insensitively() {
     let world = world().await;
     let token = Some(world.alice.as_str());
-    let (status, body) = world
-        .server
-        .get_json("/api/hosts?search=WEB-0", token)
-        .await;
+    let (status, body) = world.api().get_json("/api/hosts?search=WEB-0", token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(names(&body), ["web-01", "web-02", "web-03"]);
-    let (_, body) = world.server.get_json("/api/hosts?search=zzz", token).await;
+    let (_, body) = world.api().get_json("/api/hosts?search=zzz", token).await;
     assert!(names(&body).is_empty());
     let long = "a".repeat(254);
     let (status, _) = world
-        .server
+        .api()
         .get_json(&format!("/api/hosts?search={long}"), token)
         .await;
     assert_eq!(status, 400, "search longer than any hostname is refused");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn status_filter_separates_online_from_offline_hosts() {
     let store = MemoryStore::new();
-    let alice = token(&store, "alice", false).await;
+    let alice = create_token(&store, "alice", false).await;
     let mut config = token_config();
     config.heartbeat.interval = 1;
     config.heartbeat.timeout_multiplier = 1;
     config.heartbeat.grace_period = 0;
     config.heartbeat.check_interval = 0.05;
-    let server = OperatorServer::start(config, Arc::new(store)).await;
+    let server = api_server(config, store).await;
     let token = Some(alice.as_str());
-    register(server.tcp, LOCAL, "gone-01", token).await;
+    server.register("gone-01", token).await;
     // Keep stay-01 alive while gone-01 misses its 1 s deadline.
     let mut offline = false;
     for _ in 0..40 {
-        register(server.tcp, LOCAL, "stay-01", token).await;
+        server.register("stay-01", token).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if server.core.registry().counts().offline == 1 {
+        if server.node().registry().counts().offline == 1 {
             offline = true;
             break;
         }
     }
     assert!(offline, "gone-01 went offline within 4 s");
-    let (_, online) = server.get_json("/api/hosts?status=online", token).await;
-    let (_, gone) = server.get_json("/api/hosts?status=offline", token).await;
+    let api = server.api();
+    let (_, online) = api.get_json("/api/hosts?status=online", token).await;
+    let (_, gone) = api.get_json("/api/hosts?status=offline", token).await;
     assert_eq!(names(&online), ["stay-01"]);
     assert_eq!(names(&gone), ["gone-01"]);
     assert_eq!(gone["hosts"][0]["status"], "offline");
@@ -334,7 +331,7 @@ async fn status_filter_separates_online_from_offline_hosts() {
 #[tokio::test]
 async fn stats_report_the_registry_counts() {
     let world = world().await;
-    let (status, body) = world.server.get_json("/api/stats", None).await;
+    let (status, body) = world.api().get_json("/api/stats", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["hosts"]["registered"], 5);
     assert_eq!(body["hosts"]["online"], 5);
@@ -345,7 +342,7 @@ async fn stats_report_the_registry_counts() {
 #[tokio::test]
 async fn metrics_endpoint_serves_the_exposition_format() {
     let world = world().await;
-    let response = world.server.get("/metrics", None).await;
+    let response = world.api().get("/metrics", None).await;
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -365,12 +362,12 @@ async fn metrics_endpoint_serves_the_exposition_format() {
 #[tokio::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let world = world().await;
-    let server = &world.server;
-    let (status, body) = server.get_json("/api/nothing", None).await;
+    let api = world.api();
+    let (status, body) = api.get_json("/api/nothing", None).await;
     assert_error_body(status, &body, 404);
-    let response = server
-        .http
-        .post(server.url("/api/hosts"))
+    let response = api
+        .client()
+        .post(api.url("/api/hosts"))
         .send()
         .await
         .expect("answer");
@@ -383,38 +380,32 @@ async fn unknown_routes_and_methods_get_json_errors() {
 async fn open_auth_mode_serves_hosts_without_a_token() {
     let mut config = token_config();
     config.auth.mode = AuthMode::Open;
-    let server = OperatorServer::start(config, Arc::new(MemoryStore::new())).await;
-    register(server.tcp, LOCAL, "dev-01", None).await;
-    let (status, body) = server.get_json("/api/hosts", None).await;
+    let server = api_server(config, MemoryStore::new()).await;
+    server.register("dev-01", None).await;
+    let (status, body) = server.api().get_json("/api/hosts", None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(names(&body), ["dev-01"]);
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn revoked_tokens_are_refused_after_the_cache_refresh() {
     let store = MemoryStore::new();
-    let alice = token(&store, "alice", false).await;
+    let alice = create_token(&store, "alice", false).await;
     let mut config = token_config();
     config.auth.refresh_ms = 50;
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
-    let server = OperatorServer::start(config, shared).await;
-    let (status, _) = server.get_json("/api/hosts", Some(&alice)).await;
+    let server = api_server(config, store.clone()).await;
+    let api = server.api();
+    let (status, _) = api.get_json("/api/hosts", Some(&alice)).await;
     assert_eq!(status, 200);
     let id = store.list_tokens().wait().await.expect("tokens")[0].id;
-    prism_server::core::tokens::revoke(&store, id, std::time::SystemTime::now())
+    prism_server::core::tokens::revoke(&store, id, SystemTime::now())
         .await
         .expect("revoke");
     let mut refused = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if server
-            .get("/api/hosts", Some(&alice))
-            .await
-            .status()
-            .as_u16()
-            == 401
-        {
+        if api.get("/api/hosts", Some(&alice)).await.status().as_u16() == 401 {
             refused = true;
             break;
         }

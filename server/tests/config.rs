@@ -1,27 +1,25 @@
 //! Configuration through the real binary: defaults, the YAML file, precedence
 //! (flag > environment > file > default), error messages, `check-config` exit codes and SIGHUP
-//! reload of a reloadable key.
+//! reload of reloadable keys.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use prism_testkit::TestServer;
+use prism_testkit::exposition::sample;
+use prism_testkit::http::HttpClient;
+use prism_testkit::process::{ServerProcess, prism_command};
+
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a reload may take to show (polled every 100 ms).
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
+const RELOAD_POLL: Duration = Duration::from_millis(100);
 
 /// The binary in `dir`, with no `PRISM_*` variables inherited from the test environment.
 fn prism(dir: &Path) -> Command {
-    let mut command = Command::new(BINARY);
-    command.current_dir(dir);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("PRISM_") {
-            command.env_remove(name);
-        }
-    }
-    command
+    prism_command(BINARY, dir)
 }
 
 fn run(command: &mut Command) -> Output {
@@ -202,105 +200,56 @@ fn serve_refuses_to_start_with_an_invalid_configuration() {
     );
 }
 
-/// A running binary, stopped with SIGTERM (then SIGKILL) when dropped.
-struct Running {
-    child: Child,
-    api: SocketAddr,
+/// `prism-server` serving `config` in `dir`.
+fn start_server(dir: &Path, config: &Path) -> ServerProcess {
+    ServerProcess::start(prism(dir).arg("--config").arg(config).stderr(Stdio::null()))
 }
 
-impl Running {
-    fn start(dir: &Path, config: &Path) -> Self {
-        let mut child = prism(dir)
-            .arg("--config")
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn prism-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let (lines, received) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let api = loop {
-            let Ok(line) = received.recv_timeout(STARTUP_TIMEOUT) else {
-                break None;
-            };
-            if let Some(addr) = line.strip_prefix("prism-server serving the REST API on ") {
-                break addr.trim().parse().ok();
-            }
-        };
-        let Some(api) = api else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not announce its API port");
-        };
-        Self { child, api }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name}");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gauge(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-async fn metrics(api: SocketAddr) -> String {
-    reqwest::get(format!("http://{api}/metrics"))
-        .await
-        .expect("metrics answer")
-        .text()
-        .await
-        .expect("text")
-}
-
-/// Polls the metrics until `gauge == value` (at most 10 s).
+/// Polls the metrics until the sample `name` is `value` (at most 10 s).
 async fn wait_for(api: SocketAddr, name: &str, value: f64) -> String {
-    for _ in 0..100 {
-        let text = metrics(api).await;
-        if gauge(&text, name) == Some(value) {
+    let api = HttpClient::new(api);
+    let mut last = None;
+    for _ in 0..RELOAD_TIMEOUT.as_millis() / RELOAD_POLL.as_millis() {
+        let text = api.scrape().await;
+        last = sample(&text, name);
+        if last == Some(value) {
             return text;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(RELOAD_POLL).await;
     }
-    panic!("{name} never became {value}");
+    panic!("{name} never became {value} (last {last:?})");
+}
+
+/// Polls `/api/health` until `done` holds for its body (at most 10 s) and returns the body.
+async fn wait_for_health(
+    api: SocketAddr,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let api = HttpClient::new(api);
+    let mut last = serde_json::Value::Null;
+    for _ in 0..RELOAD_TIMEOUT.as_millis() / RELOAD_POLL.as_millis() {
+        let (status, body) = api.get_json("/api/health", None).await;
+        assert_eq!(status, 200, "{body}");
+        if done(&body) {
+            return body;
+        }
+        last = body;
+        tokio::time::sleep(RELOAD_POLL).await;
+    }
+    panic!("/api/health never showed the reloaded value; last: {last}");
 }
 
 fn server_yaml(dir: &Path, maintenance: bool) -> String {
+    server_yaml_with_message(dir, maintenance, "")
+}
+
+/// A configuration serving on loopback port 0, with `maintenance.*` as given.
+fn server_yaml_with_message(dir: &Path, maintenance: bool, message: &str) -> String {
     format!(
         "server:\n  host: 127.0.0.1\n  tcp_port: 0\n  api_port: 0\n\
          database:\n  path: {}\n\
          dns:\n  enabled: false\n\
-         maintenance:\n  enabled: {maintenance}\n",
+         maintenance:\n  enabled: {maintenance}\n  message: {message:?}\n",
         dir.join("prism.db").display()
     )
 }
@@ -309,43 +258,66 @@ fn server_yaml(dir: &Path, maintenance: bool) -> String {
 async fn sighup_reloads_maintenance_mode_and_updates_the_reload_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write(dir.path(), "prism.yaml", &server_yaml(dir.path(), false));
-    let server = Running::start(dir.path(), &config);
-    let before = wait_for(server.api, "prism_config_last_reload_successful", 1.0).await;
-    assert_eq!(gauge(&before, "prism_maintenance_mode"), Some(0.0));
-    let hash_before = gauge(&before, "prism_config_hash").expect("hash");
+    let server = start_server(dir.path(), &config);
+    let api = server.api_addr();
+    let before = wait_for(api, "prism_config_last_reload_successful", 1.0).await;
+    assert_eq!(sample(&before, "prism_maintenance_mode"), Some(0.0));
+    let hash_before = sample(&before, "prism_config_hash").expect("hash");
 
     write(dir.path(), "prism.yaml", &server_yaml(dir.path(), true));
     server.signal("HUP");
-    let after = wait_for(server.api, "prism_maintenance_mode", 1.0).await;
+    let after = wait_for(api, "prism_maintenance_mode", 1.0).await;
     assert_eq!(
-        gauge(&after, "prism_config_last_reload_successful"),
+        sample(&after, "prism_config_last_reload_successful"),
         Some(1.0)
     );
-    assert_ne!(gauge(&after, "prism_config_hash"), Some(hash_before));
+    assert_ne!(sample(&after, "prism_config_hash"), Some(hash_before));
     assert!(
-        gauge(&after, "prism_config_last_reload_timestamp_seconds")
-            >= gauge(&before, "prism_config_last_reload_timestamp_seconds")
+        sample(&after, "prism_config_last_reload_timestamp_seconds")
+            >= sample(&before, "prism_config_last_reload_timestamp_seconds")
     );
-    let health: serde_json::Value = reqwest::get(format!("http://{}/api/health", server.api))
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
+    let (_, health) = HttpClient::new(api).get_json("/api/health", None).await;
     assert_eq!(health["maintenance"], true, "{health}");
 
     // A broken file is refused: the previous configuration stays and the failure is visible.
     write(dir.path(), "prism.yaml", "server: [unclosed\n");
     server.signal("HUP");
-    let failed = wait_for(server.api, "prism_config_last_reload_successful", 0.0).await;
-    assert_eq!(gauge(&failed, "prism_maintenance_mode"), Some(1.0));
+    let failed = wait_for(api, "prism_config_last_reload_successful", 0.0).await;
+    assert_eq!(sample(&failed, "prism_maintenance_mode"), Some(1.0));
+}
+
+#[tokio::test]
+async fn sighup_shows_the_new_maintenance_message_on_the_health_endpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(dir.path(), "prism.yaml", &server_yaml(dir.path(), false));
+    let server = start_server(dir.path(), &config);
+    let before = wait_for_health(server.api_addr(), |_| true).await;
+    assert_eq!(before["maintenance"], false, "{before}");
+    assert!(
+        before.get("maintenance_message").is_none(),
+        "no message while maintenance is off: {before}"
+    );
+
+    // Switched on with a message, then only the message changes.
+    for message in [
+        "database upgrade: ticket OPS-42",
+        "extended until 14:00 UTC, \"really\"",
+    ] {
+        let yaml = server_yaml_with_message(dir.path(), true, message);
+        write(dir.path(), "prism.yaml", &yaml);
+        server.signal("HUP");
+        let health = wait_for_health(server.api_addr(), |health| {
+            health["maintenance_message"] == message
+        })
+        .await;
+        assert_eq!(health["maintenance"], true, "{health}");
+    }
 }
 
 #[tokio::test]
 async fn reload_applies_rate_limit_and_reports_keys_that_need_a_restart() {
     use prism_server::config::ConfigSources;
     use prism_server::config::reload::Reloader;
-    use prism_server::store::MemoryStore;
     use std::sync::Arc;
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -358,14 +330,9 @@ async fn reload_applies_rate_limit_and_reports_keys_that_need_a_restart() {
         file: Some(file),
         ..ConfigSources::default()
     };
-    let core = prism_server::Node::start(
-        sources.load().expect("valid"),
-        Arc::new(MemoryStore::new()),
-        Arc::new(prism_server::SystemClock),
-        prism_server::Metrics::new().expect("metrics"),
-    )
-    .await
-    .expect("core");
+    let core = TestServer::builder(sources.load().expect("valid"))
+        .start_node()
+        .await;
     let reloader = Reloader::new(
         core.config().clone(),
         sources,

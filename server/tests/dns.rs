@@ -2,14 +2,15 @@
 //! registered, moved, offline, IPv6 or unknown host resolves to, and how the zone refuses,
 //! truncates and counts.
 
-mod dns_support;
-
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
-use dns_support::{DnsServer, answer_addresses, assert_rcode, open_config, query, udp_client};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
+use prism_server::Config;
+use prism_testkit::TestServer;
+use prism_testkit::dns::{answer_addresses, assert_rcode, query, udp_client};
+use prism_testkit::setup::open_config;
 
 const ZONE: &str = "managed.prism.local.";
 
@@ -17,12 +18,17 @@ fn fqdn(host: &str) -> String {
     format!("{host}.{ZONE}")
 }
 
+/// A server with DNS on 127.0.0.1.
+async fn dns_server(config: Config) -> TestServer {
+    TestServer::builder(config).dns().start().await
+}
+
 #[tokio::test]
 async fn registered_host_resolves_to_its_address_with_the_configured_ttl() {
     let mut config = open_config();
     config.dns.ttl = 42;
-    let server = DnsServer::start(config).await;
-    server.register("web-01").await;
+    let server = dns_server(config).await;
+    server.register("web-01", None).await;
 
     let response = query(&mut server.udp_client(), &fqdn("web-01"), RecordType::A).await;
 
@@ -42,10 +48,10 @@ async fn registered_host_resolves_to_its_address_with_the_configured_ttl() {
 
 #[tokio::test]
 async fn moved_host_resolves_to_its_new_address_on_the_next_query() {
-    let server = DnsServer::start(open_config()).await;
+    let server = dns_server(open_config()).await;
     let mut client = server.udp_client();
     server
-        .register_from("mover", IpAddr::from([127, 0, 0, 1]))
+        .register_from(IpAddr::from([127, 0, 0, 1]), "mover", None)
         .await;
     let before = query(&mut client, &fqdn("mover"), RecordType::A).await;
     assert_eq!(
@@ -54,7 +60,7 @@ async fn moved_host_resolves_to_its_new_address_on_the_next_query() {
     );
 
     server
-        .register_from("mover", IpAddr::from([127, 0, 0, 2]))
+        .register_from(IpAddr::from([127, 0, 0, 2]), "mover", None)
         .await;
     let after = query(&mut client, &fqdn("mover"), RecordType::A).await;
 
@@ -66,16 +72,16 @@ async fn moved_host_resolves_to_its_new_address_on_the_next_query() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn offline_host_answers_nxdomain() {
     let mut config = open_config();
     config.heartbeat.interval = 1;
     config.heartbeat.timeout_multiplier = 1;
     config.heartbeat.grace_period = 0;
     config.heartbeat.check_interval = 0.05;
-    let server = DnsServer::start(config).await;
+    let server = dns_server(config).await;
     let mut client = server.udp_client();
-    server.register("sleepy").await;
+    server.register("sleepy", None).await;
     let online = query(&mut client, &fqdn("sleepy"), RecordType::A).await;
     assert_rcode(&online, ResponseCode::NoError);
 
@@ -94,7 +100,7 @@ async fn offline_host_answers_nxdomain() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn offline_host_keeps_its_address_when_serve_offline_is_set() {
     let mut config = open_config();
     config.heartbeat.interval = 1;
@@ -102,10 +108,10 @@ async fn offline_host_keeps_its_address_when_serve_offline_is_set() {
     config.heartbeat.grace_period = 0;
     config.heartbeat.check_interval = 0.05;
     config.dns.serve_offline = true;
-    let server = DnsServer::start(config).await;
-    server.register("sleepy").await;
+    let server = dns_server(config).await;
+    server.register("sleepy", None).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.core.registry().counts().offline == 0 {
+    while server.node().registry().counts().offline == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "host never went offline"
@@ -125,8 +131,12 @@ async fn offline_host_keeps_its_address_when_serve_offline_is_set() {
 
 #[tokio::test]
 async fn ipv6_host_answers_aaaa_and_nodata_for_a() {
-    let server = DnsServer::start_on(open_config(), IpAddr::V6(Ipv6Addr::LOCALHOST)).await;
-    server.register("v6-host").await;
+    let server = TestServer::builder(open_config())
+        .host(IpAddr::V6(Ipv6Addr::LOCALHOST))
+        .dns()
+        .start()
+        .await;
+    server.register("v6-host", None).await;
     let mut client = server.udp_client();
 
     let aaaa = query(&mut client, &fqdn("v6-host"), RecordType::AAAA).await;
@@ -151,7 +161,7 @@ async fn unknown_name_answers_nxdomain_with_soa_in_authority() {
     let mut config = open_config();
     config.dns.ttl = 300;
     config.dns.minimum = 30;
-    let server = DnsServer::start(config).await;
+    let server = dns_server(config).await;
 
     let response = query(&mut server.udp_client(), &fqdn("nobody"), RecordType::A).await;
 
@@ -169,7 +179,7 @@ async fn unknown_name_answers_nxdomain_with_soa_in_authority() {
 
 #[tokio::test]
 async fn name_outside_the_zone_is_refused() {
-    let server = DnsServer::start(open_config()).await;
+    let server = dns_server(open_config()).await;
 
     let response = query(&mut server.udp_client(), "example.com.", RecordType::A).await;
 
@@ -181,8 +191,8 @@ async fn name_outside_the_zone_is_refused() {
 
 #[tokio::test]
 async fn query_over_tcp_is_answered() {
-    let server = DnsServer::start(open_config()).await;
-    server.register("tcp-host").await;
+    let server = dns_server(open_config()).await;
+    server.register("tcp-host", None).await;
     let mut client = server.tcp_client().await;
 
     let first = query(&mut client, &fqdn("tcp-host"), RecordType::A).await;
@@ -210,7 +220,7 @@ fn many_nameservers() -> Vec<String> {
 async fn udp_answer_over_512_bytes_without_edns_sets_tc() {
     let mut config = open_config();
     config.dns.nameservers = many_nameservers();
-    let server = DnsServer::start(config).await;
+    let server = dns_server(config).await;
     let mut plain = server.udp_client();
     plain.disable_edns();
 
@@ -235,7 +245,7 @@ async fn udp_answer_over_512_bytes_without_edns_sets_tc() {
 
 #[tokio::test]
 async fn apex_answers_soa_and_ns_and_the_serial_grows_with_the_zone() {
-    let server = DnsServer::start(open_config()).await;
+    let server = dns_server(open_config()).await;
     let mut client = server.udp_client();
     let serial = |response: &hickory_proto::op::DnsResponse| match response.answers.first() {
         Some(record) => match &record.data {
@@ -246,7 +256,7 @@ async fn apex_answers_soa_and_ns_and_the_serial_grows_with_the_zone() {
     };
 
     let before = serial(&query(&mut client, ZONE, RecordType::SOA).await);
-    server.register("newcomer").await;
+    server.register("newcomer", None).await;
     let after = serial(&query(&mut client, ZONE, RecordType::SOA).await);
     let ns = query(&mut client, ZONE, RecordType::NS).await;
 
@@ -263,8 +273,8 @@ async fn apex_answers_soa_and_ns_and_the_serial_grows_with_the_zone() {
 
 #[tokio::test]
 async fn names_are_case_insensitive() {
-    let server = DnsServer::start(open_config()).await;
-    server.register("web-01").await;
+    let server = dns_server(open_config()).await;
+    server.register("web-01", None).await;
 
     let response = query(
         &mut server.udp_client(),
@@ -287,7 +297,7 @@ async fn names_are_case_insensitive() {
 
 #[tokio::test]
 async fn zone_transfers_are_refused_and_any_is_not_implemented() {
-    let server = DnsServer::start(open_config()).await;
+    let server = dns_server(open_config()).await;
     let mut tcp = server.tcp_client().await;
 
     let axfr = query(&mut tcp, ZONE, RecordType::AXFR).await;
@@ -300,8 +310,8 @@ async fn zone_transfers_are_refused_and_any_is_not_implemented() {
 
 #[tokio::test]
 async fn every_query_is_counted_by_type_and_rcode() {
-    let server = DnsServer::start(open_config()).await;
-    server.register("counted").await;
+    let server = dns_server(open_config()).await;
+    server.register("counted", None).await;
     let mut client = server.udp_client();
 
     query(&mut client, &fqdn("counted"), RecordType::A).await;
@@ -311,7 +321,7 @@ async fn every_query_is_counted_by_type_and_rcode() {
 
     let count = |query_type: &str, status: &str| {
         server
-            .core
+            .node()
             .metrics()
             .dns_queries
             .with_label_values(&[query_type, status])
@@ -325,9 +335,9 @@ async fn every_query_is_counted_by_type_and_rcode() {
 
 #[tokio::test]
 async fn udp_answer_threads_stop_when_the_server_shuts_down() {
-    let server = DnsServer::start(open_config()).await;
-    server.register("threaded").await;
-    let dns = server.dns;
+    let server = dns_server(open_config()).await;
+    server.register("threaded", None).await;
+    let dns = server.dns_addr();
     let before = query(&mut udp_client(dns), &fqdn("threaded"), RecordType::A).await;
     assert_eq!(
         answer_addresses(&before),

@@ -1,20 +1,20 @@
 //! The real `dig` (Debian package `bind9-dnsutils`) against an in-process server: what an
 //! operator following docs/DNS.md sees. Fails, never skips, when dig is not installed.
 
-mod dns_support;
-
 use std::process::Command;
 
-use dns_support::{DnsServer, open_config};
+use prism_testkit::TestServer;
+use prism_testkit::setup::open_config;
 
 /// Runs dig against the server with `args` and returns its stdout; bounded by dig's own
 /// `+time`/`+tries` options.
-async fn dig(server: &DnsServer, args: &[&str]) -> String {
+async fn dig(server: &TestServer, args: &[&str]) -> String {
+    let dns = server.dns_addr();
     let mut command = Command::new("dig");
     command
-        .arg(format!("@{}", server.dns.ip()))
+        .arg(format!("@{}", dns.ip()))
         .arg("-p")
-        .arg(server.dns.port().to_string())
+        .arg(dns.port().to_string())
         .args(["+time=3", "+tries=1"])
         .args(args);
     let output = tokio::task::spawn_blocking(move || command.output())
@@ -49,8 +49,8 @@ fn answer_lines(output: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn dig_resolves_a_registered_host_as_documented() {
-    let server = DnsServer::start(open_config()).await;
-    server.register("web-01").await;
+    let server = TestServer::builder(open_config()).dns().start().await;
+    server.register("web-01", None).await;
 
     let output = dig(&server, &["web-01.managed.prism.local"]).await;
 
@@ -69,7 +69,7 @@ async fn dig_resolves_a_registered_host_as_documented() {
 
 #[tokio::test]
 async fn dig_over_tcp_sees_nxdomain_for_an_unknown_host() {
-    let server = DnsServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).dns().start().await;
 
     let output = dig(&server, &["+tcp", "nobody.managed.prism.local"]).await;
 
@@ -84,7 +84,7 @@ async fn dig_over_tcp_sees_nxdomain_for_an_unknown_host() {
 
 #[tokio::test]
 async fn dig_short_lists_the_apex_name_server() {
-    let server = DnsServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).dns().start().await;
 
     let output = dig(&server, &["+short", "managed.prism.local", "NS"]).await;
 

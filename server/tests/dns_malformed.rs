@@ -2,16 +2,15 @@
 //! readable) or is dropped, both in the answerer itself and over a real UDP socket, after
 //! which the server still answers good queries.
 
-mod dns_support;
-
 use std::sync::{Arc, OnceLock};
 
-use dns_support::{DnsServer, IO_TIMEOUT, name, open_config};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::RecordType;
+use prism_server::Node;
 use prism_server::core::dns::{Answerer, Transport};
-use prism_server::store::{MemoryStore, Store};
-use prism_server::{Metrics, Node, SystemClock};
+use prism_testkit::dns::name;
+use prism_testkit::setup::open_config;
+use prism_testkit::{IO_TIMEOUT, TestServer};
 use proptest::prelude::*;
 use tokio::net::UdpSocket;
 
@@ -71,14 +70,7 @@ fn missing_answer_record() -> Vec<u8> {
 }
 
 async fn start_core() -> Arc<Node> {
-    Node::start(
-        open_config(),
-        Arc::new(MemoryStore::new()) as Arc<dyn Store>,
-        Arc::new(SystemClock),
-        Metrics::new().expect("metrics"),
-    )
-    .await
-    .expect("core starts")
+    TestServer::builder(open_config()).start_node().await
 }
 
 async fn answerer() -> Answerer {
@@ -168,9 +160,9 @@ async fn responses_are_never_answered() {
 
 #[tokio::test]
 async fn server_keeps_answering_after_malformed_datagrams() {
-    let server = DnsServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).dns().start().await;
     let client = UdpSocket::bind("127.0.0.1:0").await.expect("client socket");
-    client.connect(server.dns).await.expect("connect");
+    client.connect(server.dns_addr()).await.expect("connect");
     let mut buf = vec![0_u8; 4096];
 
     for (what, bytes) in malformed_with_header() {
@@ -208,8 +200,8 @@ async fn server_keeps_answering_after_malformed_datagrams() {
 #[tokio::test]
 async fn server_keeps_answering_after_malformed_tcp_messages() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = DnsServer::start(open_config()).await;
-    let mut stream = tokio::net::TcpStream::connect(server.dns)
+    let server = TestServer::builder(open_config()).dns().start().await;
+    let mut stream = tokio::net::TcpStream::connect(server.dns_addr())
         .await
         .expect("connect");
     for (what, bytes) in malformed_with_header() {

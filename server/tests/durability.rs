@@ -1,28 +1,31 @@
 //! Durability and shutdown of the real binary: SIGKILL right after a burst of acknowledged
 //! registrations loses nothing; SIGTERM flushes the write-behind batch and exits in time.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{Client, registration};
 use prism_server::core::protocol::Status;
+use prism_testkit::process::{ServerProcess, prism_command};
+use prism_testkit::protocol::{Client, registration};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
+/// A second loopback address, for a host that moves.
+const OTHER_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
-/// A server process; killed on drop so a failing test leaves nothing behind.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
+/// The binary, run beside `database`.
+fn prism(database: &Path) -> Command {
+    prism_command(
+        BINARY,
+        database.parent().expect("the database is in a directory"),
+    )
 }
 
-impl ServerProcess {
-    fn start(database: &Path) -> Self {
-        let mut child = Command::new(BINARY)
+/// `prism-server serve` on `database`, every port chosen by the system.
+fn start_server(database: &Path) -> ServerProcess {
+    ServerProcess::start(
+        prism(database)
             .args([
                 "serve",
                 "--host",
@@ -37,43 +40,12 @@ impl ServerProcess {
             .arg("--database-path")
             .arg(database)
             .env("PRISM_LOGGING_LEVEL", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start prism-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("prism-server printed its address before exiting")
-                .expect("read stdout");
-            if let Some(addr) = line.strip_prefix("prism-server listening for registrations on ") {
-                break addr.parse().expect("a socket address");
-            }
-        };
-        // Keep reading so later start-up lines never meet a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr }
-    }
-
-    fn kill(mut self) {
-        // std's Child::kill sends SIGKILL: no shutdown code runs.
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .stderr(Stdio::inherit()),
+    )
 }
 
 fn cli(database: &Path, args: &[&str]) -> String {
-    let output = Command::new(BINARY)
+    let output = prism(database)
         .args(args)
         .arg("--database-path")
         .arg(database)
@@ -95,12 +67,12 @@ async fn sigkill_after_acknowledged_burst_loses_no_host_and_no_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let database = dir.path().join("prism.db");
     let token = create_token(&database, "fleet");
-    let server = ServerProcess::start(&database);
+    let server = start_server(&database);
 
     let late_token = create_token(&database, "late");
     let mut workers = Vec::new();
     for worker in 0..4 {
-        let (addr, token) = (server.addr, token.clone());
+        let (addr, token) = (server.registration_addr(), token.clone());
         workers.push(tokio::spawn(async move {
             let mut client = Client::connect(addr).await;
             for i in 0..50 {
@@ -111,7 +83,7 @@ async fn sigkill_after_acknowledged_burst_loses_no_host_and_no_token() {
             }
         }));
     }
-    let mut mover = Client::connect(server.addr).await;
+    let mut mover = Client::connect(server.registration_addr()).await;
     assert_eq!(
         mover
             .call(&registration("mover", Some(&token)))
@@ -119,7 +91,7 @@ async fn sigkill_after_acknowledged_burst_loses_no_host_and_no_token() {
             .status,
         Status::Success
     );
-    let mut moved = Client::connect_from("127.0.0.2:0".parse().expect("addr"), server.addr).await;
+    let mut moved = Client::connect_from(OTHER_HOST, server.registration_addr()).await;
     let response = moved.call(&registration("mover", Some(&token))).await;
     assert!(response.message.contains("changed"), "{response:?}");
     for worker in workers {
@@ -127,9 +99,9 @@ async fn sigkill_after_acknowledged_burst_loses_no_host_and_no_token() {
     }
     server.kill();
 
-    let restarted = ServerProcess::start(&database);
+    let restarted = start_server(&database);
     // Every acknowledged host comes back known and online: a heartbeat, not a new host.
-    let mut client = Client::connect(restarted.addr).await;
+    let mut client = Client::connect(restarted.registration_addr()).await;
     for worker in 0..4 {
         for i in 0..50 {
             let hostname = format!("burst-{worker}-{i}");
@@ -140,8 +112,7 @@ async fn sigkill_after_acknowledged_burst_loses_no_host_and_no_token() {
             );
         }
     }
-    let mut moved =
-        Client::connect_from("127.0.0.2:0".parse().expect("addr"), restarted.addr).await;
+    let mut moved = Client::connect_from(OTHER_HOST, restarted.registration_addr()).await;
     let response = moved.call(&registration("mover", Some(&token))).await;
     assert!(
         response.message.starts_with("Heartbeat accepted"),
@@ -167,8 +138,8 @@ async fn sigterm_flushes_heartbeat_freshness_and_exits_promptly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let database = dir.path().join("prism.db");
     let token = create_token(&database, "ops");
-    let mut server = ServerProcess::start(&database);
-    let mut client = Client::connect(server.addr).await;
+    let mut server = start_server(&database);
+    let mut client = Client::connect(server.registration_addr()).await;
     assert_eq!(
         client
             .call(&registration("hb-01", Some(&token)))
@@ -186,23 +157,11 @@ async fn sigterm_flushes_heartbeat_freshness_and_exits_promptly() {
         Status::Success
     );
 
-    let pid = server.child.id().to_string();
-    let signalled = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("send SIGTERM");
-    assert!(status.success());
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().expect("poll child") {
-            break exit;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(10),
-            "did not exit within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    server.signal("TERM");
+    let exit = server
+        .exit_within(Duration::from_secs(10))
+        .await
+        .expect("did not exit within 10 s");
     assert!(exit.success(), "clean exit: {exit:?}");
 
     let conn = rusqlite::Connection::open(&database).expect("open database");

@@ -1,12 +1,12 @@
 //! The `endpoint` label is the route template, never the raw path: 10 000 requests to distinct
 //! host URLs (and to distinct unknown paths) add one series per template, not one per URL.
 
-mod operator;
-
 use std::sync::Arc;
 
-use operator::{OperatorServer, token, token_config};
 use prism_server::store::MemoryStore;
+use prism_testkit::TestServer;
+use prism_testkit::exposition::sum;
+use prism_testkit::setup::{create_token, token_config};
 
 const REQUESTS: usize = 10_000;
 /// Requests in flight at once.
@@ -22,8 +22,14 @@ fn series_of(text: &str, name: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_distinct_host_urls_make_one_series_per_route_template() {
     let store = MemoryStore::new();
-    let admin = token(&store, "ops", true).await;
-    let server = Arc::new(OperatorServer::start(token_config(), Arc::new(store)).await);
+    let admin = create_token(&store, "ops", true).await;
+    let server = Arc::new(
+        TestServer::builder(token_config())
+            .store(store)
+            .api()
+            .start()
+            .await,
+    );
     let mut workers = Vec::new();
     for worker in 0..CONCURRENCY {
         let server = Arc::clone(&server);
@@ -36,7 +42,12 @@ async fn ten_thousand_distinct_host_urls_make_one_series_per_route_template() {
                 } else {
                     format!("/random/{n}/path")
                 };
-                let status = server.get(&path, Some(&admin)).await.status().as_u16();
+                let status = server
+                    .api()
+                    .get(&path, Some(&admin))
+                    .await
+                    .status()
+                    .as_u16();
                 assert_eq!(status, 404, "{path}");
             }
         }));
@@ -44,7 +55,7 @@ async fn ten_thousand_distinct_host_urls_make_one_series_per_route_template() {
     for worker in workers {
         worker.await.expect("worker");
     }
-    let text = server.scrape().await;
+    let text = server.api().scrape().await;
     let requests = series_of(&text, "prism_http_requests_total");
     assert_eq!(
         requests,
@@ -54,12 +65,11 @@ async fn ten_thousand_distinct_host_urls_make_one_series_per_route_template() {
         ],
         "one series per template, whatever the URLs"
     );
-    let total: f64 = text
-        .lines()
-        .filter(|line| line.starts_with("prism_http_requests_total{"))
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum();
-    assert_eq!(total, REQUESTS as f64, "every request counted");
+    assert_eq!(
+        sum(&text, "prism_http_requests_total", &[]),
+        REQUESTS as f64,
+        "every request counted"
+    );
     let durations = series_of(&text, "prism_http_request_duration_seconds_count");
     assert_eq!(durations.len(), 2, "{durations:?}");
 }

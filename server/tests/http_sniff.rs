@@ -2,27 +2,20 @@
 //! `/api/health` are answered and the connection closed; nothing else of the API is served
 //! there, and registrations on the same port are unaffected.
 
-mod operator;
+use prism_testkit::setup::open_config;
+use prism_testkit::{IO_TIMEOUT, TestServer};
+use tokio::io::AsyncReadExt;
 
-use std::sync::Arc;
-
-use operator::{OperatorServer, connect, register, token_config};
-use prism_server::config::AuthMode;
-use prism_server::store::MemoryStore;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn open_server() -> OperatorServer {
-    let mut config = token_config();
-    config.auth.mode = AuthMode::Open;
-    OperatorServer::start(config, Arc::new(MemoryStore::new())).await
+async fn open_server() -> TestServer {
+    TestServer::builder(open_config()).start().await
 }
 
 /// Sends a raw request and reads until the server closes.
-async fn raw_http(server: &OperatorServer, request: &str) -> String {
-    let mut stream = connect(server.tcp, None).await;
-    stream.write_all(request.as_bytes()).await.expect("write");
+async fn raw_http(server: &TestServer, request: &str) -> String {
+    let mut client = server.connect().await;
+    client.send_raw(request.as_bytes()).await;
     let mut answer = Vec::new();
-    tokio::time::timeout(operator::IO_TIMEOUT, stream.read_to_end(&mut answer))
+    tokio::time::timeout(IO_TIMEOUT, client.stream().read_to_end(&mut answer))
         .await
         .expect("the server answers and closes")
         .expect("read");
@@ -69,7 +62,6 @@ async fn the_rest_of_the_api_is_not_served_on_the_registration_port() {
 async fn registrations_still_work_beside_http_on_the_same_port() {
     let server = open_server().await;
     raw_http(&server, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    let reply = register(server.tcp, None, "web-01", None).await;
-    assert_eq!(reply["status"], "success", "{reply}");
+    server.register("web-01", None).await;
     server.shutdown().await;
 }

@@ -4,18 +4,20 @@
 //! the host gauges equal the registry, both ports serve the same exposition text and
 //! `promtool check metrics` accepts it.
 
-mod operator;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use operator::{
-    OperatorServer, connect, exchange, frame, promtool_complaints, register, registration_frame,
-    sample, sum, token,
-};
-use prism_server::store::{SqliteStore, Store};
-use tokio::io::AsyncWriteExt;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use prism_server::core::protocol::{Response, Status};
+use prism_server::store::SqliteStore;
+use prism_testkit::TestServer;
+use prism_testkit::dns::{assert_rcode, query};
+use prism_testkit::exposition::{promtool_complaints, sample, sum};
+use prism_testkit::http::HttpClient;
+use prism_testkit::protocol::{Client, frame, registration};
+use prism_testkit::setup::{create_token, token_config};
 
 /// Every metric SPEC §8 names, plus the extra ones it asks for.
 const SPEC_METRICS: [&str; 23] = [
@@ -46,51 +48,32 @@ const SPEC_METRICS: [&str; 23] = [
 
 const OTHER_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const MAX_CONNECTIONS: usize = 4;
-
-/// A DNS query (no recursion wanted) for `name` with `qtype`.
-fn dns_query(name: &str, qtype: u16) -> Vec<u8> {
-    let mut packet = vec![0x4a, 0x11, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.trim_end_matches('.').split('.') {
-        packet.push(u8::try_from(label.len()).expect("short label"));
-        packet.extend_from_slice(label.as_bytes());
-    }
-    packet.push(0);
-    packet.extend_from_slice(&qtype.to_be_bytes());
-    packet.extend_from_slice(&1u16.to_be_bytes());
-    packet
-}
+const LOCAL_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A host heartbeating over its own persistent connection.
 struct Heartbeater {
-    stream: tokio::net::TcpStream,
-    frame: Vec<u8>,
+    client: Client,
+    payload: Vec<u8>,
 }
 
 impl Heartbeater {
-    async fn connect(
-        server: &OperatorServer,
-        local: Option<IpAddr>,
-        name: &str,
-        token: &str,
-    ) -> Self {
+    async fn connect(server: &TestServer, source: IpAddr, name: &str, token: &str) -> Self {
         Self {
-            stream: connect(server.tcp, local).await,
-            frame: registration_frame(name, Some(token)),
+            client: server.connect_from(source).await,
+            payload: registration(name, Some(token)),
         }
     }
 
-    async fn beat(&mut self) -> serde_json::Value {
-        exchange(&mut self.stream, &self.frame)
-            .await
-            .expect("a heartbeat answer")
+    async fn beat(&mut self) -> Response {
+        self.client.call(&self.payload).await
     }
 }
 
 /// Waits until no registration connection is open (at most 2 s), so the capacity limit
 /// only sees the connections a step opens itself.
-async fn wait_until_idle(server: &OperatorServer) {
+async fn wait_until_idle(server: &TestServer) {
     for _ in 0..100 {
-        if server.core.metrics().tcp_active_connections.get() == 0 {
+        if server.node().metrics().tcp_active_connections.get() == 0 {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -103,7 +86,7 @@ async fn heartbeat_until(hosts: &mut [Heartbeater], done: impl Fn() -> bool) -> 
     for _ in 0..80 {
         for host in hosts.iter_mut() {
             let reply = host.beat().await;
-            assert_eq!(reply["status"], "success", "{reply}");
+            assert_eq!(reply.status, Status::Success, "{reply:?}");
         }
         if done() {
             return true;
@@ -119,146 +102,129 @@ async fn scripted_session_moves_every_metric_and_promtool_accepts_both_ports() {
     let metrics = prism_server::Metrics::new().expect("metrics");
     let store =
         SqliteStore::open(&dir.path().join("prism.db"), Some(metrics.clone())).expect("store");
-    let alice = token(&store, "alice", false).await;
-    let ops = token(&store, "ops", true).await;
-    let mut config = operator::token_config();
+    let alice = create_token(&store, "alice", false).await;
+    let ops = create_token(&store, "ops", true).await;
+    let mut config = token_config();
     config.server.max_connections = MAX_CONNECTIONS;
     config.heartbeat.interval = 1;
     config.heartbeat.timeout_multiplier = 1;
     config.heartbeat.grace_period = 0;
     config.heartbeat.check_interval = 0.05;
-    let store: Arc<dyn Store> = Arc::new(store);
-    let server = OperatorServer::start_with_metrics(config, store, metrics).await;
-    let core = Arc::clone(&server.core);
+    let server = TestServer::builder(config)
+        .store(store)
+        .metrics(metrics)
+        .api()
+        .dns()
+        .start()
+        .await;
+    let core = Arc::clone(server.node());
 
     // Registrations, a heartbeat and a move to another address.
     for name in ["web-01", "db-01"] {
-        let reply = register(server.tcp, None, name, Some(&alice)).await;
-        assert_eq!(reply["status"], "success", "{reply}");
+        server.register(name, Some(&alice)).await;
     }
-    register(server.tcp, None, "web-01", Some(&alice)).await;
-    let moved = register(server.tcp, Some(OTHER_HOST), "db-01", Some(&alice)).await;
+    server.register("web-01", Some(&alice)).await;
+    let moved = server
+        .register_from(OTHER_HOST, "db-01", Some(&alice))
+        .await;
     assert!(
-        moved["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("127.0.0.2"),
-        "IP change acknowledged: {moved}"
+        moved.message.contains("127.0.0.2"),
+        "IP change acknowledged: {moved:?}"
     );
-    register(server.tcp, None, "tmp-01", Some(&ops)).await;
+    server.register("tmp-01", Some(&ops)).await;
 
     // Refused registrations and bad frames.
-    let refused = register(server.tcp, None, "web-01", Some(&ops)).await;
-    assert_eq!(
-        refused["status"], "error",
-        "another owner's name: {refused}"
-    );
-    let refused = register(server.tcp, None, "x-01", Some("prism_bogus")).await;
-    assert_eq!(refused["status"], "error", "bad token: {refused}");
-    for bad in [frame(b"{not json"), u32::MAX.to_be_bytes().to_vec()] {
-        let mut stream = connect(server.tcp, None).await;
-        let reply = exchange(&mut stream, &bad).await;
-        assert_eq!(reply.expect("one error frame")["status"], "error");
-        assert!(
-            operator::read_response(&mut stream).await.is_none(),
-            "then closed"
-        );
-    }
-    let mut truncated = connect(server.tcp, None).await;
-    truncated
-        .write_all(&[0, 0, 0, 100, b'{'])
+    let refused = server
+        .connect()
         .await
-        .expect("write half a frame");
+        .call(&registration("web-01", Some(&ops)))
+        .await;
+    assert_eq!(
+        refused.status,
+        Status::Error,
+        "another owner's name: {refused:?}"
+    );
+    let refused = server
+        .connect()
+        .await
+        .call(&registration("x-01", Some("prism_bogus")))
+        .await;
+    assert_eq!(refused.status, Status::Error, "bad token: {refused:?}");
+    for bad in [frame(b"{not json"), u32::MAX.to_be_bytes().to_vec()] {
+        let mut client = server.connect().await;
+        client.send_raw(&bad).await;
+        let reply = client.recv().await.expect("one error frame");
+        assert_eq!(reply.status, Status::Error, "{reply:?}");
+        assert!(client.recv().await.is_none(), "then closed");
+    }
+    let mut truncated = server.connect().await;
+    truncated.send_raw(&[0, 0, 0, 100, b'{']).await;
     drop(truncated);
 
     // Over capacity: the connection after MAX_CONNECTIONS is refused.
     wait_until_idle(&server).await;
     let mut held = Vec::new();
     for _ in 0..MAX_CONNECTIONS {
-        let mut stream = connect(server.tcp, None).await;
-        let reply = exchange(&mut stream, &registration_frame("web-01", Some(&alice))).await;
-        assert_eq!(reply.expect("answer")["status"], "success");
-        held.push(stream);
+        let mut client = server.connect().await;
+        let reply = client.call(&registration("web-01", Some(&alice))).await;
+        assert_eq!(reply.status, Status::Success, "{reply:?}");
+        held.push(client);
     }
-    let mut extra = connect(server.tcp, None).await;
-    let reply = operator::read_response(&mut extra).await.expect("refusal");
-    assert_eq!(reply["message"], "Server at capacity");
+    let mut extra = server.connect().await;
+    let reply = extra.recv().await.expect("refusal");
+    assert_eq!(reply.message, "Server at capacity");
     drop((held, extra));
     wait_until_idle(&server).await;
 
     // tmp-01 goes offline, comes back (reconnection), and goes offline again, while the
     // others keep heartbeating.
     let mut others = [
-        Heartbeater::connect(&server, None, "web-01", &alice).await,
-        Heartbeater::connect(&server, Some(OTHER_HOST), "db-01", &alice).await,
+        Heartbeater::connect(&server, LOCAL_HOST, "web-01", &alice).await,
+        Heartbeater::connect(&server, OTHER_HOST, "db-01", &alice).await,
     ];
     let offline = || core.registry().counts().offline == 1;
     assert!(
         heartbeat_until(&mut others, offline).await,
         "tmp-01 went offline"
     );
-    let back = register(server.tcp, None, "tmp-01", Some(&ops)).await;
-    assert!(
-        back["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("reconnected"),
-        "{back}"
-    );
+    let back = server.register("tmp-01", Some(&ops)).await;
+    assert!(back.message.contains("reconnected"), "{back:?}");
     assert!(
         heartbeat_until(&mut others, offline).await,
         "tmp-01 went offline again"
     );
 
     // API calls, good and bad.
+    let api = server.api();
     let alice_token = Some(alice.as_str());
-    let (status, body) = server.get_json("/api/hosts", alice_token).await;
+    let (status, body) = api.get_json("/api/hosts", alice_token).await;
     assert_eq!((status, body["total"].as_u64()), (200, Some(2)), "{body}");
     assert_eq!(
-        server
-            .get_json("/api/hosts?per_page=1001", alice_token)
+        api.get_json("/api/hosts?per_page=1001", alice_token)
             .await
             .0,
         400
     );
-    assert_eq!(server.get_json("/api/hosts", None).await.0, 401);
-    assert_eq!(
-        server.get_json("/api/hosts/db-01", alice_token).await.0,
-        200
-    );
-    assert_eq!(
-        server.get_json("/api/hosts/nope-01", alice_token).await.0,
-        404
-    );
-    assert_eq!(server.get_json("/api/stats", None).await.0, 200);
-    assert_eq!(server.get_json("/api/health", None).await.0, 200);
-    assert_eq!(server.get_json("/not/a/route", None).await.0, 404);
+    assert_eq!(api.get_json("/api/hosts", None).await.0, 401);
+    assert_eq!(api.get_json("/api/hosts/db-01", alice_token).await.0, 200);
+    assert_eq!(api.get_json("/api/hosts/nope-01", alice_token).await.0, 404);
+    assert_eq!(api.get_json("/api/stats", None).await.0, 200);
+    assert_eq!(api.get_json("/api/health", None).await.0, 200);
+    assert_eq!(api.get_json("/not/a/route", None).await.0, 404);
 
     // DNS: an online host and an unknown one.
-    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-        .await
-        .expect("udp");
-    for name in ["web-01.managed.prism.local.", "nope.managed.prism.local."] {
-        udp.send_to(&dns_query(name, 1), server.dns)
-            .await
-            .expect("send");
-        let mut answer = [0u8; 512];
-        tokio::time::timeout(operator::IO_TIMEOUT, udp.recv_from(&mut answer))
-            .await
-            .expect("DNS answers in time")
-            .expect("recv");
+    let mut dns = server.udp_client();
+    for (name, rcode) in [
+        ("web-01.managed.prism.local.", ResponseCode::NoError),
+        ("nope.managed.prism.local.", ResponseCode::NXDomain),
+    ] {
+        let answer = query(&mut dns, name, RecordType::A).await;
+        assert_rcode(&answer, rcode);
     }
 
     // Both ports serve the metrics; the scrape over the registration port is itself an
     // open connection.
-    let via_registration_port = server
-        .http
-        .get(server.tcp_url("/metrics"))
-        .send()
-        .await
-        .expect("HTTP on the registration port");
-    assert_eq!(via_registration_port.status().as_u16(), 200);
-    let tcp_text = via_registration_port.text().await.expect("text");
+    let tcp_text = HttpClient::new(server.registration_addr()).scrape().await;
     assert!(
         sample(&tcp_text, "prism_tcp_active_connections").unwrap_or_default() >= 1.0,
         "the scraping connection counts as active"
@@ -266,7 +232,7 @@ async fn scripted_session_moves_every_metric_and_promtool_accepts_both_ports() {
     for host in &mut others {
         host.beat().await;
     }
-    let text = server.scrape().await;
+    let text = api.scrape().await;
     let counts = core.registry().counts();
 
     for name in SPEC_METRICS {

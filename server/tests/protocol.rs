@@ -1,16 +1,16 @@
 //! Registration protocol v1.0 over real loopback connections (SPEC §2).
 
-mod common;
-
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use common::{Client, TestServer, frame, open_config, registration};
 use prism_server::core::protocol::Status;
-use prism_server::store::MemoryStore;
+use prism_testkit::TestServer;
+use prism_testkit::protocol::{frame, registration};
+use prism_testkit::setup::open_config;
 
 #[tokio::test]
 async fn accepts_both_wire_forms_of_deployed_clients() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let mut client = server.connect().await;
     let compact = br#"{"version":"1.0","type":"registration","timestamp":"2026-11-26T10:00:00.123456","hostname":"web-01","auth_token":"x","client_ip":"10.9.9.9"}"#;
     let spaced = br#"{"version": "1.0", "type": "registration", "timestamp": "2026-11-26T10:00:00.123456", "hostname": "web-01", "auth_token": "x", "client_ip": "10.9.9.9"}"#;
@@ -21,7 +21,7 @@ async fn accepts_both_wire_forms_of_deployed_clients() {
     assert_eq!(second.status, Status::Success, "{second:?}");
     assert!(second.message.contains("Heartbeat"), "{second:?}");
     let host = server
-        .core
+        .node()
         .registry()
         .get("web-01")
         .expect("host registered");
@@ -35,7 +35,7 @@ async fn accepts_both_wire_forms_of_deployed_clients() {
 
 #[tokio::test]
 async fn answers_100_pipelined_frames_on_one_connection_in_order() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let mut client = server.connect().await;
     let mut burst = Vec::new();
     for i in 0..100 {
@@ -61,20 +61,20 @@ async fn answers_100_pipelined_frames_on_one_connection_in_order() {
             assert!(response.message.contains("'_'"), "frame {i}: {response:?}");
         }
     }
-    assert_eq!(server.core.registry().counts().registered, 50);
+    assert_eq!(server.node().registry().counts().registered, 50);
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn one_shot_client_that_never_reads_still_registers() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     {
         let mut client = server.connect().await;
         client.send(&registration("oneshot-01", None)).await;
         // Dropped without reading: the deployed clients' fire-and-forget heartbeat.
     }
     let registered = async {
-        while server.core.registry().get("oneshot-01").is_none() {
+        while server.node().registry().get("oneshot-01").is_none() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
@@ -93,7 +93,7 @@ async fn one_shot_client_that_never_reads_still_registers() {
 
 #[tokio::test]
 async fn rejects_oversized_declared_length_with_one_error_frame_and_closes() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let mut client = server.connect().await;
     // Declares 4 GiB and sends nothing more: an answer proves the body was never awaited.
     client.send_raw(&u32::MAX.to_be_bytes()).await;
@@ -112,7 +112,7 @@ async fn rejects_oversized_declared_length_with_one_error_frame_and_closes() {
 
 #[tokio::test]
 async fn rejects_a_frame_one_byte_over_the_limit_but_accepts_the_limit() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let mut client = server.connect().await;
     let padding = " ".repeat(65_536 - registration("big", None).len());
     let mut at_limit = registration("big", None);
@@ -129,7 +129,7 @@ async fn rejects_a_frame_one_byte_over_the_limit_but_accepts_the_limit() {
 
 #[tokio::test]
 async fn rejects_invalid_json_with_one_error_frame_and_closes() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let mut client = server.connect().await;
     client.send(b"{\"version\": \"1.0\", oops").await;
     // A second frame after the bad one must not be answered: one error, then close.
@@ -141,13 +141,13 @@ async fn rejects_invalid_json_with_one_error_frame_and_closes() {
         client.recv().await.is_none(),
         "no endless error loop, no second answer"
     );
-    assert!(server.core.registry().get("after").is_none());
+    assert!(server.node().registry().get("after").is_none());
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn rejects_invalid_utf8_with_one_error_frame_and_closes() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let mut client = server.connect().await;
     client.send(b"{\"hostname\":\"\xff\"}").await;
     let response = client.recv().await.expect("an error frame");
@@ -156,22 +156,27 @@ async fn rejects_invalid_utf8_with_one_error_frame_and_closes() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn closes_idle_connections_after_the_idle_timeout() {
     let mut config = open_config();
     config.server.idle_timeout_secs = 1;
-    let server = TestServer::start(config).await;
+    let server = TestServer::builder(config).start().await;
     let mut client = server.connect().await;
     assert_eq!(
         client.call(&registration("idle-01", None)).await.status,
         Status::Success
     );
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     assert!(client.is_closed().await, "idle connection is closed");
     let waited = started.elapsed();
+    // Paused time stands still during the exchange, so the wait is the idle timeout itself.
     assert!(
-        waited >= Duration::from_millis(900),
+        waited >= Duration::from_secs(1),
         "closed after {waited:?}, before the 1 s idle timeout"
+    );
+    assert!(
+        waited < Duration::from_millis(1100),
+        "closed only after {waited:?}, long after the 1 s idle timeout"
     );
     server.shutdown().await;
 }
@@ -179,7 +184,7 @@ async fn closes_idle_connections_after_the_idle_timeout() {
 #[tokio::test]
 async fn connection_1001_gets_server_at_capacity_while_1000_keep_working() {
     rlimit::increase_nofile_limit(8192).expect("raise the open-file limit");
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let mut clients = Vec::with_capacity(1000);
     for i in 0..1000 {
         let mut client = server.connect().await;
@@ -197,7 +202,7 @@ async fn connection_1001_gets_server_at_capacity_while_1000_keep_working() {
     assert_eq!(refused.status, Status::Error);
     assert_eq!(refused.message, "Server at capacity");
     assert!(extra.is_closed().await);
-    assert!(server.core.registry().get("cap-extra").is_none());
+    assert!(server.node().registry().get("cap-extra").is_none());
     for (i, client) in clients.iter_mut().enumerate().step_by(97) {
         let response = client.call(&registration(&format!("cap-{i}"), None)).await;
         assert_eq!(
@@ -215,7 +220,7 @@ async fn rate_limit_is_per_source_ip_across_connections() {
     let mut config = open_config();
     config.rate_limit.registrations_per_minute = 60;
     config.rate_limit.burst = 3;
-    let server = TestServer::start(config).await;
+    let server = TestServer::builder(config).start().await;
     // Three connections share the budget of one IP: a per-connection limiter would allow 9.
     let mut outcomes = Vec::new();
     for round in 0..3 {
@@ -248,15 +253,17 @@ async fn rate_limit_is_per_source_ip_across_connections() {
 
 #[tokio::test]
 async fn server_answers_a_registration_from_a_second_loopback_address() {
-    let server = TestServer::start_with_store(open_config(), MemoryStore::new()).await;
-    let mut client = Client::connect_from("127.0.0.2:0".parse().expect("addr"), server.addr).await;
+    let server = TestServer::builder(open_config()).start().await;
+    let mut client = server
+        .connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .await;
     assert_eq!(
         client.call(&registration("far-01", None)).await.status,
         Status::Success
     );
     assert_eq!(
         server
-            .core
+            .node()
             .registry()
             .get("far-01")
             .map(|h| h.address.to_string()),

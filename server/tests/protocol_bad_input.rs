@@ -1,11 +1,14 @@
 //! Every kind of bad input of SPEC §2 gets an error a human can act on, and the server stays up.
 
-mod common;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, SystemTime};
 
-use common::{TestServer, open_config, registration, token_for};
 use prism_server::Config;
 use prism_server::core::protocol::Status;
 use prism_server::store::MemoryStore;
+use prism_testkit::TestServer;
+use prism_testkit::protocol::{frame, registration};
+use prism_testkit::setup::{create_token, open_config};
 
 /// Bad messages that keep the connection open: (what is wrong, payload, expected message part).
 fn message_errors(token: &str) -> Vec<(&'static str, Vec<u8>, &'static str)> {
@@ -103,8 +106,11 @@ fn message_errors(token: &str) -> Vec<(&'static str, Vec<u8>, &'static str)> {
 #[tokio::test]
 async fn each_bad_message_gets_a_clear_error_and_the_connection_stays_usable() {
     let store = MemoryStore::new();
-    let token = token_for(&store, "alice").await;
-    let server = TestServer::start_with_store(Config::default(), store).await;
+    let token = create_token(&store, "alice", false).await;
+    let server = TestServer::builder(Config::default())
+        .store(store)
+        .start()
+        .await;
     let mut client = server.connect().await;
     for (what, payload, expected) in message_errors(&token) {
         let response = client.call(&payload).await;
@@ -121,13 +127,13 @@ async fn each_bad_message_gets_a_clear_error_and_the_connection_stays_usable() {
         Status::Success,
         "same connection still works: {ok:?}"
     );
-    assert_eq!(server.core.registry().counts().registered, 1);
+    assert_eq!(server.node().registry().counts().registered, 1);
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn framing_errors_each_close_only_their_own_connection() {
-    let server = TestServer::start(open_config()).await;
+    let server = TestServer::builder(open_config()).start().await;
     let cases: [(&str, Vec<u8>, &str); 4] = [
         (
             "oversized",
@@ -135,12 +141,8 @@ async fn framing_errors_each_close_only_their_own_connection() {
             "exceeds the 65536-byte limit",
         ),
         ("empty frame", 0u32.to_be_bytes().to_vec(), "empty frame"),
-        ("invalid json", common::frame(b"{]"), "not valid JSON"),
-        (
-            "invalid utf-8",
-            common::frame(b"\xc3\x28"),
-            "not valid UTF-8",
-        ),
+        ("invalid json", frame(b"{]"), "not valid JSON"),
+        ("invalid utf-8", frame(b"\xc3\x28"), "not valid UTF-8"),
     ];
     let mut bystander = server.connect().await;
     for (what, bytes, expected) in cases {
@@ -160,11 +162,14 @@ async fn framing_errors_each_close_only_their_own_connection() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn revoked_token_is_refused_within_the_refresh_interval() {
     let store = MemoryStore::new();
-    let token = token_for(&store, "alice").await;
-    let server = TestServer::start_with_store(Config::default(), store.clone()).await;
+    let token = create_token(&store, "alice", false).await;
+    let server = TestServer::builder(Config::default())
+        .store(store.clone())
+        .start()
+        .await;
     let mut client = server.connect().await;
     assert_eq!(
         client
@@ -173,10 +178,11 @@ async fn revoked_token_is_refused_within_the_refresh_interval() {
             .status,
         Status::Success
     );
-    prism_server::core::tokens::revoke(&store, 1, std::time::SystemTime::now())
+    prism_server::core::tokens::revoke(&store, 1, SystemTime::now())
         .await
         .expect("revoke");
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let refresh = Duration::from_millis(server.node().config().get().auth.refresh_ms);
+    tokio::time::sleep(refresh + Duration::from_millis(1)).await;
     let refused = client.call(&registration("rev-01", Some(&token))).await;
     assert_eq!(refused.status, Status::Error);
     assert!(refused.message.contains("revoked"), "{refused:?}");
@@ -186,9 +192,12 @@ async fn revoked_token_is_refused_within_the_refresh_interval() {
 #[tokio::test]
 async fn another_owners_registration_of_a_taken_name_is_refused_and_changes_nothing() {
     let store = MemoryStore::new();
-    let alice = token_for(&store, "alice").await;
-    let mallory = token_for(&store, "mallory").await;
-    let server = TestServer::start_with_store(Config::default(), store.clone()).await;
+    let alice = create_token(&store, "alice", false).await;
+    let mallory = create_token(&store, "mallory", false).await;
+    let server = TestServer::builder(Config::default())
+        .store(store.clone())
+        .start()
+        .await;
     let mut client = server.connect().await;
     assert_eq!(
         client
@@ -198,15 +207,16 @@ async fn another_owners_registration_of_a_taken_name_is_refused_and_changes_noth
         Status::Success
     );
     let before = store.hosts();
-    let mut intruder =
-        common::Client::connect_from("127.0.0.3:0".parse().expect("addr"), server.addr).await;
+    let mut intruder = server
+        .connect_from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)))
+        .await;
     let refused = intruder.call(&registration("WEB-01", Some(&mallory))).await;
     assert_eq!(refused.status, Status::Error);
     assert!(
         refused.message.contains("registered to another owner"),
         "{refused:?}"
     );
-    let host = server.core.registry().get("web-01").expect("still there");
+    let host = server.node().registry().get("web-01").expect("still there");
     assert_eq!(&*host.owner, "alice");
     assert_eq!(host.address.to_string(), "127.0.0.1", "address unchanged");
     assert_eq!(store.hosts(), before, "store unchanged");

@@ -1,29 +1,25 @@
 //! Property: arbitrary byte streams never crash the server, and every connection ends with
 //! whole response frames followed by a close.
 
-mod common;
-
-use std::time::Duration;
-
-use common::{TestServer, open_config, registration};
 use prism_server::core::protocol::{Response, Status};
+use prism_testkit::protocol::{frame, registration};
+use prism_testkit::setup::open_config;
+use prism_testkit::{IO_TIMEOUT, TestServer};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends `input`, half-closes, and returns everything the server wrote before closing.
 async fn exchange(server: &TestServer, input: &[u8]) -> Vec<u8> {
     let mut client = server.connect().await;
+    let stream = client.stream();
     // The server may close early (framing error) and reset the rest of our write.
-    let _ = client.stream.write_all(input).await;
-    let _ = client.stream.shutdown().await;
+    let _ = stream.write_all(input).await;
+    let _ = stream.shutdown().await;
     let mut output = Vec::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        client.stream.read_to_end(&mut output),
-    )
-    .await
-    .expect("the server closes the connection in bounded time")
-    .ok();
+    tokio::time::timeout(IO_TIMEOUT, stream.read_to_end(&mut output))
+        .await
+        .expect("the server closes the connection in bounded time")
+        .ok();
     output
 }
 
@@ -49,10 +45,10 @@ fn byte_streams() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..512),
         // Plausible frames with arbitrary payloads reach the JSON layer, not just the length check.
         proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..4)
-            .prop_map(|payloads| payloads.iter().flat_map(|p| common::frame(p)).collect()),
+            .prop_map(|payloads| payloads.iter().flat_map(|p| frame(p)).collect()),
         proptest::collection::vec("[a-zA-Z0-9_.-]{0,70}", 1..4).prop_map(|names| names
             .iter()
-            .flat_map(|n| common::frame(&registration(n, None)))
+            .flat_map(|n| frame(&registration(n, None)))
             .collect()),
     ]
 }
@@ -60,7 +56,7 @@ fn byte_streams() -> impl Strategy<Value = Vec<u8>> {
 #[test]
 fn arbitrary_byte_streams_end_in_responses_then_close_and_never_crash_the_server() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let server = runtime.block_on(TestServer::start(open_config()));
+    let server = runtime.block_on(TestServer::builder(open_config()).start());
     let config = ProptestConfig {
         cases: 96,
         ..ProptestConfig::default()
