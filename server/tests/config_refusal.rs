@@ -46,7 +46,7 @@ impl Invalid {
     }
 }
 
-const INVALID: [Invalid; 8] = [
+const INVALID: [Invalid; 9] = [
     Invalid::in_file(
         "a zone that is not a domain name",
         &[("dns.zone", "\"not a zone\"")],
@@ -114,6 +114,25 @@ const INVALID: [Invalid; 8] = [
             "environment variable PRISM_DNS_TTL",
         ],
         problems: 4,
+    },
+    Invalid {
+        what: "mistyped keys and values out of range in one file",
+        keys: &[
+            ("server.tcp_port", "70000"),
+            ("server.tcpport", "9000"),
+            ("dns.zone", "\"not a zone\""),
+            ("logging.level", "loud"),
+            ("heartbeat.check_interval", "0"),
+        ],
+        env: &[],
+        named: &[
+            "server.tcp_port",
+            "server.tcpport",
+            "dns.zone",
+            "logging.level",
+            "heartbeat.check_interval",
+        ],
+        problems: 5,
     },
 ];
 
