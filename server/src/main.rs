@@ -11,7 +11,7 @@ use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
 use prism_server::config::{ConfigSources, LiveConfig};
 use prism_server::core::tokens;
-use prism_server::shell::dns;
+use prism_server::shell::{descriptors, dns};
 use prism_server::store::{SqliteStore, Store};
 use prism_server::{Config, Listeners, Metrics, Node, SystemClock, serve};
 use tokio_util::sync::CancellationToken;
@@ -227,6 +227,9 @@ async fn run_server(
     sources: ConfigSources,
     set_log_filter: LogFilterSetter,
 ) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let open_files = descriptors::ensure(&descriptors::Budget::of(&config, cores))?;
+    tracing::debug!(open_files, "open-file limit");
     let metrics = Metrics::new()?;
     let store = SqliteStore::open(&config.database.path, Some(metrics.clone()))
         .with_context(|| format!("cannot open database {}", config.database.path.display()))?;
@@ -243,7 +246,6 @@ async fn run_server(
     let mut listeners = Listeners::new(listener);
     listeners.api = Some(api_listener);
     let dns_bound = if config.dns.enabled {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let sockets = dns::bind(
             config.server.host,
             config.dns.port,

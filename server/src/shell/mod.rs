@@ -7,6 +7,7 @@
 pub mod api;
 pub mod connection;
 pub mod deadline;
+pub mod descriptors;
 pub mod dns;
 pub mod http_sniff;
 pub mod net;
