@@ -52,6 +52,8 @@ impl PrismServer {
         config.auth.mode = AuthMode::Open;
         config.rate_limit.registrations_per_minute = 0;
         config.server.idle_timeout_secs = 600;
+        // Every fault connection comes from 127.0.0.1.
+        config.server.max_connections_per_ip = 0;
         config.server.shutdown_grace_secs = 1;
         if let Some(seconds) = offline_after_secs {
             config.heartbeat.interval = 1;
