@@ -5,9 +5,9 @@
 //! hears back only once its write is on disk.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenHash, TokenRecord};
 use crate::core::Metrics;
 use crate::core::clock::unix_millis;
-use schema::{apply_write, create_token, list_tokens, load_hosts, migrate};
+use schema::{apply_write, create_token, list_tokens, load_hosts, migrate, probe};
 
 mod schema;
 
@@ -48,9 +48,15 @@ enum Job {
 pub struct SqliteStore {
     /// Queue to the worker thread that owns the connection.
     jobs: mpsc::Sender<Job>,
-    /// The database file, for messages.
+    /// The database file, for messages and the health check.
     path: PathBuf,
+    /// The last probe's time and outcome: probes within [`PROBE_REUSE`] of it share it, so
+    /// a health endpoint polled hard does not cost a synchronous write per request.
+    last_probe: ProbeMemo,
 }
+
+/// How long one health probe's outcome answers further probes.
+const PROBE_REUSE: Duration = Duration::from_secs(1);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, migrates it and starts the worker.
@@ -61,6 +67,9 @@ impl SqliteStore {
             })?;
         }
         let mut conn = Connection::open(path)?;
+        let identity = FileIdentity::of(path)?;
+        let last_probe: ProbeMemo = Arc::default();
+        let worker_probe = Arc::clone(&last_probe);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed transaction survives power loss, not only a process crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -72,11 +81,21 @@ impl SqliteStore {
         let (jobs, queue) = mpsc::channel();
         thread::Builder::new()
             .name("prism-store".into())
-            .spawn(move || Worker { conn, metrics }.run(&queue))
+            .spawn(move || {
+                Worker {
+                    conn,
+                    metrics,
+                    identity,
+                    last_probe: worker_probe,
+                    failed_commit: None,
+                }
+                .run(&queue)
+            })
             .map_err(|err| StoreError::Database(format!("cannot start store thread: {err}")))?;
         Ok(Self {
             jobs,
             path: path.to_path_buf(),
+            last_probe,
         })
     }
 
@@ -127,18 +146,31 @@ impl Store for SqliteStore {
     }
 
     fn ping(&self) -> Pending<()> {
-        // The open connection keeps working on a deleted or read-only file (and root ignores
-        // permissions), so the file itself is checked before the worker's write probe.
-        match std::fs::metadata(&self.path) {
-            Err(err) => Pending::ready(Err(StoreError::Database(format!(
+        let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, result)) = &*last
+            && at.elapsed() < PROBE_REUSE
+        {
+            return Pending::ready(result.clone());
+        }
+        // A deleted or replaced file: the open connection would go on writing into the
+        // unlinked inode (root ignores permissions, so check those too).
+        let result = match std::fs::metadata(&self.path) {
+            Err(err) => Err(StoreError::Database(format!(
                 "database file {} is not accessible: {err}",
                 self.path.display()
-            )))),
-            Ok(meta) if meta.permissions().readonly() => Pending::ready(Err(StoreError::Database(
-                format!("database file {} is read-only", self.path.display()),
             ))),
-            Ok(_) => self.submit(Job::Ping),
-        }
+            Ok(meta) if meta.permissions().readonly() => Err(StoreError::Database(format!(
+                "database file {} is read-only",
+                self.path.display()
+            ))),
+            Ok(_) => {
+                // The worker records the outcome in `last_probe` when it has probed.
+                drop(last);
+                return self.submit(Job::Ping);
+            }
+        };
+        *last = Some((Instant::now(), result.clone()));
+        Pending::ready(result)
     }
 }
 
@@ -146,6 +178,39 @@ impl Store for SqliteStore {
 struct Worker {
     conn: Connection,
     metrics: Option<Metrics>,
+    /// The database file as opened: writes fail once the file at the path is another one
+    /// (deleted, or replaced) rather than land in an unlinked inode.
+    identity: FileIdentity,
+    /// Where a probe's outcome is kept for the probes that follow it (see `PROBE_REUSE`).
+    last_probe: ProbeMemo,
+    /// The error of the last commit of host writes, while no later one has succeeded.
+    failed_commit: Option<StoreError>,
+}
+
+/// The last health probe's time and outcome.
+type ProbeMemo = Arc<Mutex<Option<(Instant, Result<(), StoreError>)>>>;
+
+/// Which file a path names: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    path_device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|err| {
+            StoreError::Database(format!(
+                "database file {} is not accessible: {err}",
+                path.display()
+            ))
+        })?;
+        Ok(Self {
+            path_device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
 }
 
 impl Worker {
@@ -167,6 +232,23 @@ impl Worker {
             }
             self.commit_writes(writes);
             self.set_busy(false);
+        }
+    }
+
+    /// Fails when the path no longer names the file this connection writes (deleted or
+    /// replaced at run time): acknowledging writes into an unlinked file would lose them.
+    fn check_file(&self) -> Result<(), StoreError> {
+        let path = self.conn.path().map(PathBuf::from).unwrap_or_default();
+        match FileIdentity::of(&path) {
+            Ok(identity) if identity == self.identity => Ok(()),
+            Ok(_) => Err(StoreError::Database(format!(
+                "database file {} was replaced while the server ran; restart it",
+                path.display()
+            ))),
+            Err(_) => Err(StoreError::Database(format!(
+                "database file {} was deleted while the server ran; restart it",
+                path.display()
+            ))),
         }
     }
 
@@ -197,10 +279,13 @@ impl Worker {
             return;
         }
         let started = Instant::now();
-        let outcome = self.apply_in_transaction(&writes);
+        let outcome = self
+            .check_file()
+            .and_then(|()| self.apply_in_transaction(&writes));
         self.record("commit", started, &outcome);
         match outcome {
             Ok(results) => {
+                self.failed_commit = None;
                 for ((_, reply), result) in writes.into_iter().zip(results) {
                     // The caller may have gone away (connection closed); the write stands.
                     let _ = reply.send(result);
@@ -208,6 +293,11 @@ impl Worker {
             }
             Err(err) => {
                 tracing::error!(error = %err, "store transaction failed");
+                // Health reads degraded until a commit succeeds again: on a nearly full disk
+                // the probe's one-row write may still fit where real batches do not.
+                self.failed_commit = Some(err.clone());
+                *self.last_probe.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), Err(err.clone())));
                 for (_, reply) in writes {
                     let _ = reply.send(Err(err.clone()));
                 }
@@ -284,12 +374,15 @@ impl Worker {
                 let _ = reply.send(result);
             }
             Job::Ping(reply) => {
-                // A write, not just a read: a read-only or vanished database must fail here.
+                // A real write, not a read or an empty transaction: a full disk or a
+                // read-only or replaced database must fail here.
                 let result = self
-                    .conn
-                    .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
-                    .map_err(StoreError::from);
+                    .check_file()
+                    .and_then(|()| probe(&self.conn, SystemTime::now()))
+                    .and_then(|()| self.failed_commit.clone().map_or(Ok(()), Err));
                 self.record("ping", started, &result);
+                *self.last_probe.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), result.clone()));
                 let _ = reply.send(result);
             }
         }

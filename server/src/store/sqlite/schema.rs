@@ -10,7 +10,8 @@ use crate::core::clock::{from_unix_millis, unix_millis};
 use crate::store::{HostRecord, HostWrite, StoreError, TokenHash, TokenRecord};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-pub(super) const MIGRATIONS: &[&str] = &["CREATE TABLE hosts (
+pub(super) const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE hosts (
         hostname      TEXT PRIMARY KEY,
         owner         TEXT NOT NULL,
         address       TEXT NOT NULL,
@@ -25,7 +26,13 @@ pub(super) const MIGRATIONS: &[&str] = &["CREATE TABLE hosts (
         hash          BLOB NOT NULL UNIQUE,
         created_at_ms INTEGER NOT NULL,
         revoked_at_ms INTEGER
-    );"];
+    );",
+    // One row the health probe rewrites: a real write, so a full disk reads as unhealthy.
+    "CREATE TABLE health_probe (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        probed_at_ms INTEGER NOT NULL
+    );",
+];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let applied: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -185,4 +192,15 @@ pub(super) fn create_token(
         .optional()?
         .ok_or_else(|| StoreError::Database(format!("token {id} vanished after insert")))?;
     into_token_record(row)
+}
+
+/// The health probe: rewrites the probe row, so it fails whenever a write would (a full
+/// disk, a read-only file, a lock held elsewhere).
+pub(super) fn probe(conn: &Connection, now: SystemTime) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO health_probe (id, probed_at_ms) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET probed_at_ms = excluded.probed_at_ms",
+        params![unix_millis(now)],
+    )?;
+    Ok(())
 }
