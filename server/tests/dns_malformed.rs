@@ -69,8 +69,15 @@ fn missing_answer_record() -> Vec<u8> {
     bytes
 }
 
+/// Where every query of these tests comes from.
+const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// A node whose answerer takes thousands of queries from one client: response rate limiting
+/// (tested on its own) is off.
 async fn start_core() -> Arc<Node> {
-    TestServer::builder(open_config()).start_node().await
+    let mut config = open_config();
+    config.dns.rrl_responses_per_second = 0;
+    TestServer::builder(config).start_node().await
 }
 
 async fn answerer() -> Answerer {
@@ -107,7 +114,7 @@ async fn messages_shorter_than_a_header_are_dropped() {
     for len in 0..12 {
         let bytes = vec![0xAB; len];
         assert_eq!(
-            answerer.answer(&bytes, Transport::Udp),
+            answerer.answer(&bytes, Transport::Udp, CLIENT),
             None,
             "a {len}-byte message has no readable id and must be dropped"
         );
@@ -120,7 +127,7 @@ async fn malformed_queries_with_a_readable_header_get_formerr() {
     let answerer = core.answerer().expect("default zone is valid");
     for (what, bytes) in malformed_with_header() {
         let response = answerer
-            .answer(&bytes, Transport::Udp)
+            .answer(&bytes, Transport::Udp, CLIENT)
             .unwrap_or_else(|| panic!("{what}: expected FORMERR, got nothing"));
         let response = Message::from_vec(&response)
             .unwrap_or_else(|err| panic!("{what}: unparseable response: {err}"));
@@ -152,10 +159,13 @@ async fn responses_are_never_answered() {
     let answerer = answerer().await;
     let mut response = good_query(7);
     response[2] |= 0x80;
-    assert_eq!(answerer.answer(&response, Transport::Udp), None);
+    assert_eq!(answerer.answer(&response, Transport::Udp, CLIENT), None);
     let mut broken_response = header(1);
     broken_response[2] |= 0x80;
-    assert_eq!(answerer.answer(&broken_response, Transport::Udp), None);
+    assert_eq!(
+        answerer.answer(&broken_response, Transport::Udp, CLIENT),
+        None
+    );
 }
 
 #[tokio::test]
@@ -232,7 +242,7 @@ proptest! {
     fn random_bytes_never_crash_the_answerer(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let answerer = shared_answerer();
         for transport in [Transport::Udp, Transport::Tcp] {
-            if let Some(response) = answerer.answer(&bytes, transport) {
+            if let Some(response) = answerer.answer(&bytes, transport, CLIENT) {
                 let parsed = Message::from_vec(&response);
                 prop_assert!(parsed.is_ok(), "unparseable response to {bytes:?}");
                 let parsed = parsed.expect("checked");
@@ -253,7 +263,7 @@ proptest! {
         let answerer = shared_answerer();
         let mut bytes = header(questions);
         bytes.extend_from_slice(&body);
-        let response = answerer.answer(&bytes, Transport::Udp);
+        let response = answerer.answer(&bytes, Transport::Udp, CLIENT);
         prop_assert!(response.is_some(), "a readable query header is always answered");
         let parsed = Message::from_vec(&response.expect("checked"));
         prop_assert!(parsed.is_ok());

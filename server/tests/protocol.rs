@@ -187,7 +187,9 @@ async fn connection_1001_gets_server_at_capacity_while_1000_keep_working() {
     let server = TestServer::builder(open_config()).start().await;
     let mut clients = Vec::with_capacity(1000);
     for i in 0..1000 {
-        let mut client = server.connect().await;
+        // Ten source addresses, 100 connections each: under the per-address limit.
+        let source = IpAddr::from([127, 0, 0, 10 + (i % 10) as u8]);
+        let mut client = server.connect_from(source).await;
         let response = client.call(&registration(&format!("cap-{i}"), None)).await;
         assert_eq!(
             response.status,

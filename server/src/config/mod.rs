@@ -359,6 +359,15 @@ pub struct DnsSection {
     pub tcp_idle_timeout_secs: u64,
     /// Seconds a write to a DNS-over-TCP connection may stay blocked before it is closed.
     pub tcp_write_timeout_secs: u64,
+    /// Response rate limiting: UDP responses per second per client prefix (0: off).
+    pub rrl_responses_per_second: u32,
+    /// Every this many rate-limited UDP responses one is sent truncated, so real clients
+    /// retry over TCP (0: drop them all; 1: truncate them all).
+    pub rrl_slip: u32,
+    /// Prefix length that makes one IPv4 client for rate limiting.
+    pub rrl_ipv4_prefix_len: u8,
+    /// Prefix length that makes one IPv6 client for rate limiting.
+    pub rrl_ipv6_prefix_len: u8,
 }
 
 impl Default for DnsSection {
@@ -381,6 +390,10 @@ impl Default for DnsSection {
             max_tcp_connections: 256,
             tcp_idle_timeout_secs: 10,
             tcp_write_timeout_secs: 10,
+            rrl_responses_per_second: 200,
+            rrl_slip: 2,
+            rrl_ipv4_prefix_len: 24,
+            rrl_ipv6_prefix_len: 56,
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct Metrics {
     pub database_pool_used: IntGauge,
     /// `prism_dns_queries_total{query_type,status}`.
     pub dns_queries: IntCounterVec,
+    /// `prism_dns_rate_limited_total{action=dropped|slipped}`: UDP responses withheld or
+    /// truncated by response rate limiting.
+    pub dns_rate_limited: IntCounterVec,
     /// `prism_host_registrations_total{status=success|rejected|failed}`.
     pub host_registrations: IntCounterVec,
     /// `prism_host_updates_total{kind=heartbeat|ip_change|reconnection|offline}`.
@@ -186,6 +189,11 @@ impl Metrics {
                 "DNS queries answered, by query type and response code.",
                 &["query_type", "status"],
             )?,
+            dns_rate_limited: counter_vec(
+                "prism_dns_rate_limited_total",
+                "UDP responses over a client prefix's rate: dropped, or slipped (sent truncated).",
+                &["action"],
+            )?,
             host_registrations: counter_vec(
                 "prism_host_registrations_total",
                 "New host registrations, by outcome.",
@@ -226,6 +234,9 @@ impl Metrics {
     fn touch_known_series(&self) {
         for status in ["accepted", "rejected", "failed"] {
             self.tcp_connections.with_label_values(&[status]);
+        }
+        for action in ["dropped", "slipped"] {
+            self.dns_rate_limited.with_label_values(&[action]);
         }
         // Every message type the registration port counts, with the outcomes it can have:
         // malformed frames ("invalid") and unknown types are always answered with an error.

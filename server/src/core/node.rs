@@ -120,6 +120,7 @@ impl Node {
         Answerer::new(
             Arc::clone(&self.registry),
             self.metrics.clone(),
+            Arc::clone(&self.clock),
             &self.config.get().dns,
             started_secs as u32,
         )

@@ -6,6 +6,7 @@
 //! [`crate::shell::dns`] call [`Answerer::answer`], whoever supplies the sockets.
 
 mod names;
+pub mod rrl;
 mod zone;
 
 use std::sync::Arc;
@@ -17,7 +18,12 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 pub use names::{NamePolicy, NameRefused};
 pub use zone::{Zone, ZoneError, ZoneView};
 
+use std::net::IpAddr;
+
+use rrl::{ResponseRateLimiter, Verdict};
+
 use crate::config::DnsSection;
+use crate::core::clock::Clock;
 use crate::core::metrics::Metrics;
 use crate::core::registry::Registry;
 
@@ -48,6 +54,10 @@ pub struct Answerer {
     metrics: Metrics,
     /// The zone built from `dns.*`.
     zone: Zone,
+    /// Per-client-prefix budgets of UDP responses.
+    rrl: ResponseRateLimiter,
+    /// The time the rate limiter counts in.
+    clock: Arc<dyn Clock>,
 }
 
 impl Answerer {
@@ -56,6 +66,7 @@ impl Answerer {
     pub fn new(
         registry: Arc<Registry>,
         metrics: Metrics,
+        clock: Arc<dyn Clock>,
         dns: &DnsSection,
         serial_base: u32,
     ) -> Result<Self, ZoneError> {
@@ -64,13 +75,43 @@ impl Answerer {
             registry,
             metrics,
             zone,
+            rrl: ResponseRateLimiter::new(dns),
+            clock,
         })
     }
 
-    /// Answers one DNS message received over `transport`. `None` means send nothing: the
-    /// message was too short to carry an id or was itself a response. A message whose header
-    /// is readable but whose body is not gets FORMERR. Never panics.
-    pub fn answer(&self, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    /// Answers one DNS message from `client` received over `transport`. `None` means send
+    /// nothing: the message was too short to carry an id or was itself a response, or the
+    /// client's prefix is over its response rate (UDP only; every `dns.rrl_slip`-th such
+    /// answer is sent truncated instead). A message whose header is readable but whose body
+    /// is not gets FORMERR. Never panics.
+    pub fn answer(&self, request: &[u8], transport: Transport, client: IpAddr) -> Option<Vec<u8>> {
+        let verdict = match transport {
+            Transport::Udp => self.rrl.check(client, self.clock.now()),
+            // A TCP client has proven its address.
+            Transport::Tcp => Verdict::Answer,
+        };
+        match verdict {
+            Verdict::Answer => {}
+            Verdict::Drop => {
+                self.metrics
+                    .dns_rate_limited
+                    .with_label_values(&["dropped"])
+                    .inc();
+                return None;
+            }
+            Verdict::Slip => {
+                self.metrics
+                    .dns_rate_limited
+                    .with_label_values(&["slipped"])
+                    .inc();
+                let response = match Message::from_vec(request) {
+                    Ok(request) => self.answer_message(&request)?,
+                    Err(_) => self.malformed(request)?,
+                };
+                return encode_truncated(&response, CLASSIC_UDP_PAYLOAD);
+            }
+        }
         let (response, limit) = match Message::from_vec(request) {
             Ok(request) => {
                 let response = self.answer_message(&request)?;
@@ -143,6 +184,11 @@ fn encode_within(response: &Message, limit: usize) -> Option<Vec<u8>> {
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "cannot encode a DNS response; sending TC"),
     }
+    encode_truncated(response, limit)
+}
+
+/// The header, question and OPT record of `response` with TC=1: the client retries over TCP.
+fn encode_truncated(response: &Message, limit: usize) -> Option<Vec<u8>> {
     let mut truncated = Message::new(
         response.metadata.id,
         MessageType::Response,

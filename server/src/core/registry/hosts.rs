@@ -2,14 +2,15 @@
 //! order, the deadline index and the online count, kept in step by [`State::put`] and
 //! [`State::remove`]. No lifecycle rules here: [`super::Registry`] decides, this stores.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use tokio::time::Instant;
 
 use super::durable::InFlight;
+use super::listing::Listing;
 use super::{DeadlineQueue, HostCounts, HostStatus, HostView};
 
 #[derive(Debug, Clone)]
@@ -33,8 +34,10 @@ pub(super) struct Host {
 pub(super) struct State {
     /// Hosts by name: O(1) lookups, so a sweep's cost does not grow with the registry.
     pub(super) hosts: HashMap<Arc<str>, Host>,
-    /// The same names in order, for listings; changes only when a host is added or deleted.
-    pub(super) names: BTreeSet<Arc<str>>,
+    /// Names, owners and status for listings, under a lock of their own (see
+    /// [`Listing`]); written here only when a host is added, deleted, or changes owner or
+    /// status — never on a heartbeat.
+    pub(super) listing: Arc<RwLock<Listing>>,
     pub(super) deadlines: DeadlineQueue,
     /// Hosts whose `last_seen` moved since the last write-behind flush.
     pub(super) stale_freshness: HashSet<Arc<str>>,
@@ -69,20 +72,30 @@ impl State {
         }
     }
 
+    /// The listing index, for a change (lock order: the registry state, then this).
+    pub(super) fn listing(&self) -> RwLockWriteGuard<'_, Listing> {
+        self.listing
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Adds `host`, or replaces the host of that name, keeping the deadline entry, the online
-    /// count and the name index in step.
+    /// count and the listing index in step.
     pub(super) fn put(&mut self, name: Arc<str>, host: Host) {
         let (deadline, online) = (host.deadline, host.status == HostStatus::Online);
-        match self.hosts.insert(Arc::clone(&name), host) {
+        let listed = (Arc::clone(&host.owner), host.status);
+        let relisted = match self.hosts.insert(Arc::clone(&name), host) {
             Some(old) => {
                 if old.status == HostStatus::Online {
                     self.online -= 1;
                 }
                 self.deadlines.remove(old.deadline, &name);
+                old.owner != listed.0 || old.status != listed.1
             }
-            None => {
-                self.names.insert(Arc::clone(&name));
-            }
+            None => true,
+        };
+        if relisted {
+            self.listing().set(&name, &listed.0, listed.1);
         }
         if online {
             self.online += 1;
@@ -90,21 +103,29 @@ impl State {
         self.deadlines.insert(deadline, name);
     }
 
-    /// Removes a host, its deadline entry and its name.
+    /// Marks an online host offline until `deadline` (when it is deleted).
+    pub(super) fn set_offline(&mut self, name: &Arc<str>, deadline: tokio::time::Instant) {
+        let Some(host) = self.hosts.get_mut(name) else {
+            return;
+        };
+        if host.status == HostStatus::Online {
+            self.online -= 1;
+        }
+        host.status = HostStatus::Offline;
+        host.deadline = deadline;
+        let owner = Arc::clone(&host.owner);
+        self.listing().set(name, &owner, HostStatus::Offline);
+        self.deadlines.insert(deadline, Arc::clone(name));
+    }
+
+    /// Removes a host, its deadline entry and its listing.
     pub(super) fn remove(&mut self, name: &Arc<str>) -> Option<Host> {
         let host = self.hosts.remove(name)?;
-        self.names.remove(name);
+        self.listing().remove(name);
         if host.status == HostStatus::Online {
             self.online -= 1;
         }
         self.deadlines.remove(host.deadline, name);
         Some(host)
-    }
-
-    /// Every host in hostname order.
-    pub(super) fn sorted(&self) -> impl Iterator<Item = (&Arc<str>, &Host)> {
-        self.names
-            .iter()
-            .filter_map(|name| self.hosts.get_key_value(name))
     }
 }

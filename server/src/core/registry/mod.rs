@@ -7,15 +7,17 @@
 mod deadlines;
 mod durable;
 mod hosts;
+mod listing;
 mod query;
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 pub use deadlines::DeadlineQueue;
 use durable::{InFlight, OwnWrite, Undo};
 use hosts::{Host, State, view};
+use listing::Listing;
 pub use query::{HostPage, HostQuery};
 
 use crate::config::HeartbeatSection;
@@ -123,6 +125,9 @@ enum Wait<'a> {
 /// The registry of hosts.
 pub struct Registry {
     state: Mutex<State>,
+    /// The listing index the state writes on membership and status changes; API readers
+    /// take only this.
+    listing: Arc<RwLock<Listing>>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
@@ -140,8 +145,10 @@ impl Registry {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Self {
+        let state = State::default();
         Self {
-            state: Mutex::new(State::default()),
+            listing: Arc::clone(&state.listing),
+            state: Mutex::new(state),
             store,
             clock,
             metrics,
@@ -336,16 +343,13 @@ impl Registry {
         let mut sweep = Sweep::default();
         let mut state = self.lock();
         while let Some((deadline, name)) = state.deadlines.pop_due(now) {
-            let Some(host) = state.hosts.get_mut(&name) else {
+            let Some(status) = state.hosts.get(&name).map(|host| host.status) else {
                 continue;
             };
-            match host.status {
+            match status {
                 HostStatus::Online => {
-                    host.status = HostStatus::Offline;
-                    host.deadline = deadline + self.delete_after.saturating_sub(self.offline_after);
-                    let next = host.deadline;
-                    state.online -= 1;
-                    state.deadlines.insert(next, Arc::clone(&name));
+                    let next = deadline + self.delete_after.saturating_sub(self.offline_after);
+                    state.set_offline(&name, next);
                     sweep.went_offline.push(name);
                 }
                 HostStatus::Offline => {

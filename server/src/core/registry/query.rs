@@ -1,5 +1,7 @@
 //! Paginated, filtered reads of the registry for the REST API.
 
+use std::sync::Arc;
+
 use super::{HostStatus, HostView, Registry, view};
 
 /// Which hosts a listing wants. Every field narrows the result; `None` means "any".
@@ -24,22 +26,52 @@ pub struct HostPage {
 
 impl Registry {
     /// Up to `limit` hosts matching `query`, skipping the first `offset`, in hostname order,
-    /// with the total number of matches. Only the returned hosts are copied.
+    /// with the total number of matches.
+    ///
+    /// Reads the listing index, never the lock the heartbeat path takes, in chunks of
+    /// 1024 names per hold of its lock. Without `search` the total comes from the
+    /// index's counts and the scan stops at the end of the page; with `search` every name of
+    /// the owner (or of everyone) is looked at to count the matches. Only the returned hosts
+    /// are copied, under one short hold of the registry lock.
     pub fn page(&self, query: &HostQuery<'_>, offset: usize, limit: usize) -> HostPage {
-        let state = self.lock();
-        let mut total = 0;
-        let mut hosts = Vec::with_capacity(limit.min(1024));
-        let matching = state.sorted().filter(|(name, host)| {
-            query.owner.is_none_or(|owner| *host.owner == *owner)
-                && query.status.is_none_or(|status| host.status == status)
-                && query.search.is_none_or(|search| name.contains(search))
-        });
-        for (name, host) in matching {
-            if total >= offset && hosts.len() < limit {
-                hosts.push(view(name, host));
+        let listing = || self.listing.read().unwrap_or_else(|p| p.into_inner());
+        let counted = query
+            .search
+            .is_none()
+            .then(|| listing().count(query.owner, query.status));
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(limit.min(1024));
+        let mut matched = 0;
+        let mut after: Option<Arc<str>> = None;
+        loop {
+            let last = listing().scan_chunk(query.owner, after.as_deref(), |name, status| {
+                let matches = query.status.is_none_or(|wanted| status == wanted)
+                    && query.search.is_none_or(|search| name.contains(search));
+                if matches {
+                    if matched >= offset && names.len() < limit {
+                        names.push(Arc::clone(name));
+                    }
+                    matched += 1;
+                }
+            });
+            let Some(last) = last else { break };
+            if counted.is_some() && names.len() >= limit {
+                break;
             }
-            total += 1;
+            after = Some(last);
         }
-        HostPage { total, hosts }
+        let state = self.lock();
+        let hosts = names
+            .iter()
+            .filter_map(|name| {
+                state
+                    .hosts
+                    .get_key_value(name)
+                    .map(|(name, host)| view(name, host))
+            })
+            .collect();
+        HostPage {
+            total: counted.unwrap_or(matched),
+            hosts,
+        }
     }
 }

@@ -288,3 +288,80 @@ async fn a_cancelled_registration_reverts_its_change_and_fails_its_waiters() {
     ));
     assert!(registry.get("web").is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn pages_filter_by_owner_status_and_search_and_count_the_matches() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    for n in 0..30 {
+        let owner = if n % 3 == 0 {
+            owner("bob")
+        } else {
+            owner("alice")
+        };
+        registry
+            .register(&name(&format!("host-{n:02}")), &owner, ip("192.0.2.1"))
+            .await
+            .expect("registered");
+    }
+    tokio::time::advance(Duration::from_secs(100)).await;
+    for n in 0..5 {
+        registry
+            .register(
+                &name(&format!("host-{n:02}")),
+                &owner(if n % 3 == 0 { "bob" } else { "alice" }),
+                ip("192.0.2.1"),
+            )
+            .await
+            .expect("heartbeat");
+    }
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_eq!(registry.sweep().went_offline.len(), 25);
+
+    let names = |page: &HostPage| {
+        page.hosts
+            .iter()
+            .map(|h| h.hostname.to_string())
+            .collect::<Vec<_>>()
+    };
+    let alice = HostQuery {
+        owner: Some("alice"),
+        ..HostQuery::default()
+    };
+    let page = registry.page(&alice, 5, 5);
+    assert_eq!(page.total, 20);
+    assert_eq!(
+        names(&page),
+        ["host-08", "host-10", "host-11", "host-13", "host-14"]
+    );
+    let online = HostQuery {
+        status: Some(HostStatus::Online),
+        ..HostQuery::default()
+    };
+    let page = registry.page(&online, 0, 100);
+    assert_eq!(
+        (page.total, names(&page)),
+        (
+            5,
+            vec![
+                "host-00".into(),
+                "host-01".into(),
+                "host-02".into(),
+                "host-03".into(),
+                "host-04".into()
+            ]
+        )
+    );
+    let search = HostQuery {
+        owner: Some("bob"),
+        search: Some("-2"),
+        ..HostQuery::default()
+    };
+    let page = registry.page(&search, 1, 1);
+    assert_eq!((page.total, names(&page)), (3, vec!["host-24".to_string()]));
+    let nobody = HostQuery {
+        owner: Some("carol"),
+        ..HostQuery::default()
+    };
+    assert_eq!(registry.page(&nobody, 0, 10).total, 0);
+}

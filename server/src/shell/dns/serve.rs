@@ -78,7 +78,7 @@ pub async fn serve_udp<U: Datagram>(answerer: Arc<Answerer>, socket: U, stop: Ca
             let Some(request) = buf.get(..len) else {
                 continue;
             };
-            let Some(response) = answerer.answer(request, Transport::Udp) else {
+            let Some(response) = answerer.answer(request, Transport::Udp, peer.ip()) else {
                 continue;
             };
             if let Err(err) = socket.send_to(&response, peer).await {
@@ -163,7 +163,7 @@ async fn answer_connection<S: AsyncRead + AsyncWrite + Unpin>(
             tracing::debug!(%peer, "empty DNS TCP message; closing");
             break;
         }
-        let Some(response) = answerer.answer(&request, Transport::Tcp) else {
+        let Some(response) = answerer.answer(&request, Transport::Tcp, peer.ip()) else {
             continue;
         };
         let Ok(prefix) = u16::try_from(response.len()) else {

@@ -50,8 +50,9 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     /// The database file, for messages and the health check.
     path: PathBuf,
-    /// The last probe's time and outcome: probes within [`PROBE_REUSE`] of it share it, so
-    /// a health endpoint polled hard does not cost a synchronous write per request.
+    /// The last probe's time and outcome: probes within [`PROBE_REUSE`] of a successful one
+    /// share it, so a health endpoint polled hard does not cost a synchronous write per
+    /// request.
     last_probe: ProbeMemo,
 }
 
@@ -147,10 +148,12 @@ impl Store for SqliteStore {
 
     fn ping(&self) -> Pending<()> {
         let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, result)) = &*last
+        // Only a success is reused: a degraded store is probed again at every request, so
+        // health turns back to 200 as soon as writes work again.
+        if let Some((at, Ok(()))) = &*last
             && at.elapsed() < PROBE_REUSE
         {
-            return Pending::ready(result.clone());
+            return Pending::ready(Ok(()));
         }
         // A deleted or replaced file: the open connection would go on writing into the
         // unlinked inode (root ignores permissions, so check those too).
@@ -296,8 +299,7 @@ impl Worker {
                 // Health reads degraded until a commit succeeds again: on a nearly full disk
                 // the probe's one-row write may still fit where real batches do not.
                 self.failed_commit = Some(err.clone());
-                *self.last_probe.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some((Instant::now(), Err(err.clone())));
+                *self.last_probe.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 for (_, reply) in writes {
                     let _ = reply.send(Err(err.clone()));
                 }
