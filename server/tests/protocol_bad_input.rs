@@ -91,6 +91,24 @@ fn message_errors(token: &str) -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "limit is 253",
         ),
         (
+            "name that cannot fit under the zone",
+            registration(
+                &format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(42)),
+                Some(token),
+            ),
+            "hostname is 234 characters long; under the zone managed.prism.local. the limit is 233",
+        ),
+        (
+            "the zone's nameserver",
+            registration("ns1", Some(token)),
+            "hostname 'ns1' is reserved: it names one of the zone's nameservers",
+        ),
+        (
+            "the zone's SOA contact",
+            registration("HostMaster", Some(token)),
+            "hostname 'hostmaster' is reserved",
+        ),
+        (
             "missing token",
             registration("a", None),
             "authentication required",
@@ -134,7 +152,7 @@ async fn each_bad_message_gets_a_clear_error_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn framing_errors_each_close_only_their_own_connection() {
     let server = TestServer::builder(open_config()).start().await;
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let cases: [(&str, Vec<u8>, &str); 6] = [
         (
             "oversized",
             70_000u32.to_be_bytes().to_vec(),
@@ -142,6 +160,12 @@ async fn framing_errors_each_close_only_their_own_connection() {
         ),
         ("empty frame", 0u32.to_be_bytes().to_vec(), "empty frame"),
         ("invalid json", frame(b"{]"), "not valid JSON"),
+        ("unfinished array", frame(b"[1,2"), "not valid JSON"),
+        (
+            "unfinished object",
+            frame(br#"{"version":1,"#),
+            "not valid JSON",
+        ),
         ("invalid utf-8", frame(b"\xc3\x28"), "not valid UTF-8"),
     ];
     let mut bystander = server.connect().await;
@@ -220,5 +244,31 @@ async fn another_owners_registration_of_a_taken_name_is_refused_and_changes_noth
     assert_eq!(&*host.owner, "alice");
     assert_eq!(host.address.to_string(), "127.0.0.1", "address unchanged");
     assert_eq!(store.hosts(), before, "store unchanged");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_short_rate_limit_wait_is_rounded_up_never_to_zero() {
+    let mut config = open_config();
+    config.rate_limit.registrations_per_minute = 6_000;
+    config.rate_limit.burst = 1;
+    let server = TestServer::builder(config).start().await;
+    let mut client = server.connect().await;
+    assert_eq!(
+        client.call(&registration("fast", None)).await.status,
+        Status::Success
+    );
+    let refused = client.call(&registration("fast", None)).await;
+    assert_eq!(refused.status, Status::Error);
+    let wait = refused
+        .message
+        .split("retry in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no wait in {:?}", refused.message));
+    let millis: u64 = wait
+        .strip_suffix(" ms")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a 10 ms wait is said in whole milliseconds: {wait:?}"));
+    assert!((1..=10).contains(&millis), "{wait}");
     server.shutdown().await;
 }

@@ -8,7 +8,9 @@
 //! `Content-Length` declares. A head that breaks a limit, or that does not arrive within
 //! `api.header_timeout_secs` (a body within `api.body_timeout_secs`), becomes a
 //! [`Refusal`]: the gate reports end of stream to hyper, which finishes the responses it
-//! owes and shuts the stream down — and the gate writes the refusal's response first.
+//! owes and shuts the stream down — and the gate writes the refusal's response first. (No
+//! route reads a body, so a late body usually belongs to a request already answered: then
+//! the connection is only closed.)
 
 use std::future::Future;
 use std::io;
@@ -74,6 +76,9 @@ pub struct Gate<S> {
     timer: Option<Pin<Box<Sleep>>>,
     /// The socket reported end of stream.
     eof: bool,
+    /// Response bytes went out since the last head was approved: the request is answered,
+    /// so a late body of it only closes the connection (a 408 would answer nothing).
+    answered: bool,
     /// Set once a request is refused: the parser sees end of stream from then on.
     refusal: Option<Refusal>,
     /// Turns a refusal into the response bytes to send (request ID, JSON body, metrics).
@@ -94,6 +99,7 @@ impl<S> Gate<S> {
             expect: Expect::Head,
             timer: None,
             eof: false,
+            answered: false,
             refusal: None,
             answer,
             reply: None,
@@ -138,6 +144,7 @@ impl<S> Gate<S> {
                     Ok(None) => false,
                     Ok(Some((len, body))) => {
                         self.approved += len;
+                        self.answered = false;
                         self.timer = None;
                         self.expect = Expect::Body(body);
                         if body == 0 {
@@ -290,7 +297,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
                         return Poll::Pending;
                     }
                     this.timer = None;
-                    if waiting_for_body {
+                    if waiting_for_body && this.answered {
+                        // The route answered without its body: stop waiting for it.
+                        this.eof = true;
+                    } else if waiting_for_body {
                         let detail = format!(
                             "the request body did not arrive within {} s",
                             limit.as_secs()
@@ -318,7 +328,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+        self.answered |= written > 0;
+        Poll::Ready(Ok(written))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -347,7 +359,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = ready!(Pin::new(&mut self.inner).poll_write_vectored(cx, bufs))?;
+        self.answered |= written > 0;
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {
