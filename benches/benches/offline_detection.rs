@@ -1,4 +1,5 @@
-//! Criterion benchmark of offline detection: one [`Registry::sweep`] that moves 10 000 hosts
+//! Criterion benchmark of offline detection: one sweep (take the due hosts, let the store
+//! expire them, apply the verdict, as the leading node does) that moves 10 000 hosts
 //! offline, in a registry of 1 000 000 hosts (1 % expire) and in one of 10 000 hosts (all
 //! expire). The deadline index should make both cost the same; only the sweep is timed.
 //!
@@ -15,6 +16,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use prism_benches::{ManualClock, register_on_registry, registry, runtime};
 use prism_server::Clock;
 use prism_server::core::registry::Registry;
+use prism_server::store::{MemoryStore, Store};
 
 /// Hosts that go offline in each sweep.
 const EXPIRING: u32 = 10_000;
@@ -23,14 +25,17 @@ const STABLE_HEARTBEAT_AT: Duration = Duration::from_secs(100);
 /// When each sweep runs: past the expiring hosts' deadline (150 s), before the others' (250 s).
 const SWEEP_AT: Duration = Duration::from_secs(151);
 
-fn filled_registry(rt: &tokio::runtime::Runtime, total: u32) -> (Registry, Arc<ManualClock>) {
+fn filled_registry(
+    rt: &tokio::runtime::Runtime,
+    total: u32,
+) -> (Registry, MemoryStore, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new());
-    let registry = registry(Arc::clone(&clock) as Arc<dyn Clock>);
+    let (registry, store) = registry(Arc::clone(&clock) as Arc<dyn Clock>);
     rt.block_on(async {
         clock.set(STABLE_HEARTBEAT_AT);
         register_on_registry(&registry, EXPIRING..total).await;
     });
-    (registry, clock)
+    (registry, store, clock)
 }
 
 fn offline_detection(c: &mut Criterion) {
@@ -43,7 +48,7 @@ fn offline_detection(c: &mut Criterion) {
         ("10k_expire_of_1m_hosts", 1_000_000u32),
         ("10k_expire_of_10k_hosts", EXPIRING),
     ] {
-        let (registry, clock) = filled_registry(&rt, total);
+        let (registry, store, clock) = filled_registry(&rt, total);
         group.bench_function(label, |b| {
             b.iter_batched(
                 || {
@@ -52,7 +57,11 @@ fn offline_detection(c: &mut Criterion) {
                     clock.set(SWEEP_AT);
                 },
                 |()| {
-                    let sweep = registry.sweep();
+                    let due = registry.take_due();
+                    let outcomes = rt
+                        .block_on(store.expire(due.clone()).wait())
+                        .unwrap_or_else(|err| panic!("the memory store expires: {err}"));
+                    let sweep = registry.apply_expired(&due, outcomes);
                     assert_eq!(
                         sweep.went_offline.len(),
                         EXPIRING as usize,

@@ -144,14 +144,17 @@ pub fn filled_node(hosts: u32) -> Arc<Node> {
     })
 }
 
-/// A registry over an in-memory store, with the default heartbeat settings.
-pub fn registry(clock: Arc<dyn Clock>) -> Registry {
-    Registry::new(
+/// A registry over an in-memory store (returned too, for the sweeps' expiry), with the
+/// default heartbeat settings.
+pub fn registry(clock: Arc<dyn Clock>) -> (Registry, MemoryStore) {
+    let store = MemoryStore::new();
+    let registry = Registry::new(
         &HeartbeatSection::default(),
-        Arc::new(MemoryStore::new()) as Arc<dyn Store>,
+        Arc::new(store.clone()) as Arc<dyn Store>,
         clock,
         Metrics::new().unwrap_or_else(|err| panic!("metrics registry: {err}")),
-    )
+    );
+    (registry, store)
 }
 
 /// Registers hosts `range` directly on `registry` (owner `bench`), panicking on refusal.

@@ -46,6 +46,20 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     problems.at_least("api.header_timeout_secs", api.header_timeout_secs, 1);
     problems.at_least("api.body_timeout_secs", api.body_timeout_secs, 1);
     problems.at_least("api.write_timeout_secs", api.write_timeout_secs, 1);
+    if let Err(reason) = config.database.store() {
+        problems.push("database.url", reason);
+    }
+    problems.at_least(
+        "cluster.resync_interval_secs",
+        config.cluster.resync_interval_secs,
+        1,
+    );
+    if config.cluster.node_name.trim().is_empty() {
+        problems.push(
+            "cluster.node_name",
+            "empty; accepted: a name for this node".into(),
+        );
+    }
     if config.database.path.as_os_str().is_empty() {
         problems.push("database.path", "empty; accepted: a file path".into());
     }

@@ -13,6 +13,9 @@ use prometheus::{
 use crate::config::Config;
 use crate::config::reload::config_hash;
 
+/// `node` label of `prism_build_info` before the node is named.
+const UNNAMED_NODE: &str = "unnamed";
+
 /// Buckets for request, message and query durations, in seconds. They straddle the alert
 /// thresholds (2.5 s, 5 s, 10 s) so that `histogram_quantile` can tell 4 s from 6 s.
 pub const LATENCY_BUCKETS: [f64; 15] = [
@@ -82,6 +85,16 @@ pub struct Metrics {
     pub config_hash: IntGauge,
     /// `prism_maintenance_mode` (1 while maintenance mode is on).
     pub maintenance_mode: IntGauge,
+    /// `prism_cluster_leader`: 1 on the node that runs offline detection and cleanup.
+    pub cluster_leader: IntGauge,
+    /// `prism_cluster_database_up`: 1 while the node reaches its database.
+    pub cluster_database_up: IntGauge,
+    /// `prism_cluster_change_feed_applied_position`: the newest store change this node's
+    /// view has applied.
+    pub cluster_change_feed_applied_position: IntGauge,
+    /// `prism_cluster_change_feed_head_position`: the newest change committed in the store,
+    /// as last read by this node. The view lags while head − applied stays above 0.
+    pub cluster_change_feed_head_position: IntGauge,
 }
 
 impl Metrics {
@@ -121,12 +134,15 @@ impl Metrics {
         )?;
         registry.register(Box::new(heartbeat_timeouts.clone()))?;
         let build_info = IntGaugeVec::new(
-            Opts::new("prism_build_info", "Build information; always 1."),
-            &["version"],
+            Opts::new(
+                "prism_build_info",
+                "Build information and node name; always 1.",
+            ),
+            &["version", "node"],
         )?;
         registry.register(Box::new(build_info.clone()))?;
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), UNNAMED_NODE])
             .set(1);
 
         let metrics = Self {
@@ -222,6 +238,22 @@ impl Metrics {
                 "prism_maintenance_mode",
                 "1 while the server is in maintenance mode.",
             )?,
+            cluster_leader: gauge(
+                "prism_cluster_leader",
+                "1 on the node that runs offline detection and cleanup.",
+            )?,
+            cluster_database_up: gauge(
+                "prism_cluster_database_up",
+                "1 while this node reaches its database.",
+            )?,
+            cluster_change_feed_applied_position: gauge(
+                "prism_cluster_change_feed_applied_position",
+                "Newest database change this node's view has applied.",
+            )?,
+            cluster_change_feed_head_position: gauge(
+                "prism_cluster_change_feed_head_position",
+                "Newest change committed in the database, as last read by this node.",
+            )?,
             registry,
         };
         metrics.touch_known_series();
@@ -264,6 +296,15 @@ impl Metrics {
         for kind in ["heartbeat", "ip_change", "reconnection", "offline"] {
             self.host_updates.with_label_values(&[kind]);
         }
+    }
+
+    /// Names this node in `prism_build_info{node}`.
+    pub fn set_node(&self, node: &str) {
+        let version = env!("CARGO_PKG_VERSION");
+        let _ = self
+            .build_info
+            .remove_label_values(&[version, UNNAMED_NODE]);
+        self.build_info.with_label_values(&[version, node]).set(1);
     }
 
     /// Records a successful load of `config` at `at` (start-up or reload): the reload
@@ -330,6 +371,9 @@ mod tests {
         custom.inc();
         let text = metrics.encode().expect("encode");
         assert!(text.contains("custom_events_total 1"), "{text}");
-        assert!(text.contains("prism_build_info{version="), "{text}");
+        assert!(
+            text.contains("prism_build_info{node=\"unnamed\",version="),
+            "{text}"
+        );
     }
 }

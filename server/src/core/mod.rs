@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod clock;
+mod cluster;
 pub mod dns;
 mod handler;
 pub mod metrics;

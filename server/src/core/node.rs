@@ -6,9 +6,6 @@
 //! token cache, the metrics, the live configuration.
 
 use std::sync::Arc;
-use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
 
 use super::auth::Authenticator;
 use super::clock::{Clock, unix_millis};
@@ -18,9 +15,6 @@ use super::metrics::Metrics;
 use super::registry::Registry;
 use crate::config::{AuthMode, LiveConfig};
 use crate::store::{Store, StoreError};
-
-/// How often idle per-IP rate-limit entries are forgotten.
-const RATE_LIMIT_PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Failure to start a node.
 #[derive(Debug, thiserror::Error)]
@@ -36,20 +30,20 @@ pub enum StartError {
 /// One running server's state, shared by its shells.
 pub struct Node {
     /// The frame handler the registration shell calls.
-    frames: Arc<Core>,
+    pub(super) frames: Arc<Core>,
     /// Host state: written by the frame handler and the maintenance loop, read by DNS and the
     /// API.
-    registry: Arc<Registry>,
+    pub(super) registry: Arc<Registry>,
     /// Active tokens, for the frame handler and the API.
-    auth: Arc<Authenticator>,
+    pub(super) auth: Arc<Authenticator>,
     /// Durable storage.
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
     /// Every metric.
-    metrics: Metrics,
+    pub(super) metrics: Metrics,
     /// Time source.
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     /// The configuration in force.
-    config: LiveConfig,
+    pub(super) config: LiveConfig,
 }
 
 impl Node {
@@ -76,10 +70,9 @@ impl Node {
         ));
         let records = store.load_hosts().wait().await?;
         let loaded = records.len();
-        for deletion in registry.restore(records) {
-            deletion.wait().await?;
-        }
+        registry.restore(records);
         metrics.record_config_loaded(&settings, clock.wall());
+        metrics.set_node(&settings.cluster.node_name);
         let counts = registry.counts();
         tracing::info!(
             loaded,
@@ -155,64 +148,5 @@ impl Node {
     /// The configuration in force; reloads replace it.
     pub fn config(&self) -> &LiveConfig {
         &self.config
-    }
-
-    /// Runs offline detection, the write-behind flush, the token refresh and rate-limit
-    /// pruning until `stop` is cancelled; then flushes the last write-behind batch.
-    pub async fn run_maintenance(self: Arc<Self>, stop: CancellationToken) {
-        let settings = self.config.snapshot();
-        let mut sweep = tokio::time::interval(settings.heartbeat.check_interval());
-        let mut flush = tokio::time::interval(Duration::from_millis(
-            settings.database.write_behind_ms.clamp(1, 1000),
-        ));
-        let mut refresh =
-            tokio::time::interval(Duration::from_millis(settings.auth.refresh_ms.max(1)));
-        let mut prune = tokio::time::interval(RATE_LIMIT_PRUNE_INTERVAL);
-        for timer in [&mut sweep, &mut flush, &mut refresh, &mut prune] {
-            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        }
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                _ = sweep.tick() => self.sweep().await,
-                _ = flush.tick() => self.flush_freshness().await,
-                _ = refresh.tick() => self.refresh_tokens().await,
-                _ = prune.tick() => self.frames.prune_rate_limits(),
-            }
-        }
-        self.flush_freshness().await;
-    }
-
-    async fn sweep(&self) {
-        let sweep = self.registry.sweep();
-        for hostname in &sweep.went_offline {
-            tracing::info!(%hostname, "host went offline");
-        }
-        for hostname in &sweep.deleted {
-            tracing::info!(%hostname, "host deleted after cleanup_after_days offline");
-        }
-        for deletion in sweep.deletions {
-            if let Err(err) = deletion.wait().await {
-                tracing::error!(error = %err, "could not delete an expired host from the store");
-            }
-        }
-    }
-
-    /// Writes the pending heartbeat freshness to the store now.
-    pub async fn flush_freshness(&self) {
-        if let Some(pending) = self.registry.flush_freshness()
-            && let Err(err) = pending.wait().await
-        {
-            tracing::error!(error = %err, "write-behind flush of heartbeat freshness failed");
-        }
-    }
-
-    async fn refresh_tokens(&self) {
-        match self.store.list_tokens().wait().await {
-            Ok(tokens) => self.auth.replace_tokens(&tokens),
-            Err(err) => {
-                tracing::warn!(error = %err, "token refresh failed; keeping the cached tokens")
-            }
-        }
     }
 }

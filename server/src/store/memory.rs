@@ -10,7 +10,9 @@ use std::time::SystemTime;
 use super::TokenHash;
 use tokio::sync::oneshot;
 
-use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenRecord};
+use super::{
+    Due, DueAction, Expired, HostRecord, HostWrite, Pending, Store, StoreError, TokenRecord,
+};
 
 /// A store that keeps everything in memory; every operation completes immediately.
 #[derive(Debug, Clone, Default)]
@@ -20,21 +22,36 @@ pub struct MemoryStore {
 }
 
 /// A host write waiting for [`MemoryStore::release_writes`], with its reply.
-type HeldWrite = (HostWrite, oneshot::Sender<Result<(), StoreError>>);
+type HeldWrite = (HostWrite, oneshot::Sender<Result<u64, StoreError>>);
 
-/// Applies one host write to the stored hosts.
-fn apply(state: &mut MemoryState, write: HostWrite) {
+/// Applies one host write to the stored hosts; the change position it got.
+fn apply(state: &mut MemoryState, write: HostWrite) -> Result<u64, StoreError> {
     match write {
         HostWrite::Upsert(record) => {
+            state.next_change += 1;
+            let change = state.next_change;
             let merged = match state.hosts.get(&record.hostname) {
+                Some(old) if old.owner != record.owner => {
+                    state.next_change -= 1;
+                    return Err(StoreError::OwnedByOther {
+                        hostname: record.hostname,
+                    });
+                }
                 Some(old) => HostRecord {
                     first_seen: old.first_seen,
                     last_seen: old.last_seen.max(record.last_seen),
+                    offline: false,
+                    change,
                     ..record
                 },
-                None => record,
+                None => HostRecord {
+                    offline: false,
+                    change,
+                    ..record
+                },
             };
             state.hosts.insert(merged.hostname.clone(), merged);
+            Ok(change)
         }
         HostWrite::Freshness(refreshes) => {
             for (hostname, last_seen) in refreshes {
@@ -42,16 +59,46 @@ fn apply(state: &mut MemoryState, write: HostWrite) {
                     host.last_seen = host.last_seen.max(last_seen);
                 }
             }
+            Ok(0)
         }
-        HostWrite::Delete(hostname) => {
-            state.hosts.remove(&hostname);
+    }
+}
+
+/// Expires one due host (see [`Store::expire`]).
+fn expire_one(state: &mut MemoryState, due: Due) -> Expired {
+    let Some(host) = state.hosts.get_mut(&due.hostname) else {
+        return Expired::Gone {
+            hostname: due.hostname,
+        };
+    };
+    if host.last_seen > due.seen_before {
+        return Expired::SeenSince {
+            last_seen: host.last_seen,
+            hostname: due.hostname,
+        };
+    }
+    state.next_change += 1;
+    let change = state.next_change;
+    match due.action {
+        DueAction::GoOffline => {
+            host.offline = true;
+            host.change = change;
         }
+        DueAction::Delete => {
+            state.hosts.remove(&due.hostname);
+        }
+    }
+    Expired::Done {
+        hostname: due.hostname,
+        change,
     }
 }
 
 #[derive(Debug, Default)]
 struct MemoryState {
     hosts: BTreeMap<String, HostRecord>,
+    /// The last change position given out.
+    next_change: u64,
     tokens: Vec<TokenRecord>,
     /// When set, every operation fails, to exercise error paths.
     failing: bool,
@@ -86,8 +133,7 @@ impl MemoryStore {
         let mut state = self.state();
         for (write, reply) in state.held.take().unwrap_or_default() {
             let result = if succeed {
-                apply(&mut state, write);
-                Ok(())
+                apply(&mut state, write)
             } else {
                 Err(StoreError::Database(
                     "injected failure (MemoryStore::release_writes)".into(),
@@ -115,18 +161,25 @@ impl MemoryStore {
     }
 
     fn run<T>(&self, operation: impl FnOnce(&mut MemoryState) -> T) -> Pending<T> {
+        self.try_run(|state| Ok(operation(state)))
+    }
+
+    fn try_run<T>(
+        &self,
+        operation: impl FnOnce(&mut MemoryState) -> Result<T, StoreError>,
+    ) -> Pending<T> {
         let mut state = self.state();
         if state.failing {
             return Pending::ready(Err(StoreError::Database(
                 "injected failure (MemoryStore::set_failing)".into(),
             )));
         }
-        Pending::ready(Ok(operation(&mut state)))
+        Pending::ready(operation(&mut state))
     }
 }
 
 impl Store for MemoryStore {
-    fn write_host(&self, write: HostWrite) -> Pending<()> {
+    fn write_host(&self, write: HostWrite) -> Pending<u64> {
         let mut state = self.state();
         if let Some(held) = &mut state.held {
             let (reply, done) = oneshot::channel();
@@ -134,7 +187,15 @@ impl Store for MemoryStore {
             return Pending::waiting(done);
         }
         drop(state);
-        self.run(|state| apply(state, write))
+        self.try_run(|state| apply(state, write))
+    }
+
+    fn expire(&self, due: Vec<Due>) -> Pending<Vec<Expired>> {
+        self.run(|state| due.into_iter().map(|due| expire_one(state, due)).collect())
+    }
+
+    fn head(&self) -> Pending<u64> {
+        self.run(|state| state.next_change)
     }
 
     fn load_hosts(&self) -> Pending<Vec<HostRecord>> {

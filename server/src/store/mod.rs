@@ -1,8 +1,13 @@
 //! Durable state behind one trait: hosts and tokens.
 //!
 //! Every operation returns a [`Pending`] that resolves once the store has done it; for writes
-//! that means "on disk". Writes submitted in some order are applied in that order, which lets
-//! the registry submit under its lock and await outside it.
+//! that means "committed". The registry submits at most one durable write per host at a time
+//! (see `core::registry`), so stores may apply writes of different hosts concurrently.
+//!
+//! A store shared by several nodes (PostgreSQL) also arbitrates ownership of names, elects
+//! the one node that sweeps ([`Store::lead`]) and publishes every committed change on a
+//! change feed ([`Store::subscribe`]); an embedded store (SQLite) has one writer, so it
+//! always leads and has no feed.
 
 pub mod memory;
 pub mod sqlite;
@@ -30,6 +35,11 @@ pub struct HostRecord {
     pub first_seen: SystemTime,
     /// Its last heartbeat.
     pub last_seen: SystemTime,
+    /// Marked offline by the sweeper (stored, so every node and a restart agree).
+    pub offline: bool,
+    /// Position of the host's last change in the store's change order: a larger one is a
+    /// later change. 0 where the store keeps no order (embedded stores).
+    pub change: u64,
 }
 
 /// SHA-256 of a token: what is stored and compared, never the token itself.
@@ -79,13 +89,14 @@ pub struct TokenRecord {
 /// A change to the stored hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostWrite {
-    /// Inserts or replaces a host (new registrations and moves: durable before the ack).
+    /// Creates a host, or brings it online at a new address (new registrations, moves and
+    /// reconnections: durable before the ack). Keeps the stored `first_seen`; never moves
+    /// `last_seen` backwards. Refused with [`StoreError::OwnedByOther`] when the stored host
+    /// belongs to another owner: the store, not a node's cache, decides who owns a name.
     Upsert(HostRecord),
     /// Refreshes `last_seen` of known hosts (write-behind heartbeat freshness). A refresh never
     /// moves `last_seen` backwards.
     Freshness(Vec<(String, SystemTime)>),
-    /// Deletes a host (cleanup of long-offline hosts).
-    Delete(String),
 }
 
 impl HostWrite {
@@ -94,10 +105,76 @@ impl HostWrite {
         match self {
             Self::Upsert(_) => "upsert_host",
             Self::Freshness(_) => "refresh_last_seen",
-            Self::Delete(_) => "delete_host",
         }
     }
 }
+
+/// A host whose deadline passed in the sweeper's registry, to expire in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The host.
+    pub hostname: String,
+    /// Go offline (an online host), or be deleted (an offline host past cleanup).
+    pub action: DueAction,
+    /// Expire only if the stored `last_seen` is no later than this: a heartbeat taken by
+    /// another node since (written behind within a second) keeps the host.
+    pub seen_before: SystemTime,
+}
+
+/// What a due host is up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueAction {
+    /// Mark it offline.
+    GoOffline,
+    /// Delete it (it has been offline past `heartbeat.cleanup_after_days`).
+    Delete,
+}
+
+/// What the store did with a [`Due`] host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expired {
+    /// Marked offline (or deleted) as asked, at change position `change`.
+    Done {
+        /// The host.
+        hostname: String,
+        /// Its change position (0 for embedded stores).
+        change: u64,
+    },
+    /// Not expired: the stored host was seen later than the deadline allowed.
+    SeenSince {
+        /// The host.
+        hostname: String,
+        /// Its stored `last_seen`.
+        last_seen: SystemTime,
+    },
+    /// The store has no such host (any more).
+    Gone {
+        /// The host.
+        hostname: String,
+    },
+}
+
+/// A committed change another node (or another process) made, from a store's change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEvent {
+    /// A host was created, moved, came back or went offline: its stored record now.
+    Host(HostRecord),
+    /// A host was deleted, at change position `change`.
+    Deleted {
+        /// The host.
+        hostname: String,
+        /// The deletion's change position.
+        change: u64,
+    },
+    /// Tokens were created or revoked.
+    Tokens,
+    /// The feed (re)connected: changes committed meanwhile were not delivered, so the
+    /// subscriber must reload everything.
+    Resync,
+}
+
+/// A store's change feed: every committed change in commit order, while connected.
+pub type ChangeFeed = tokio::sync::mpsc::Receiver<FeedEvent>;
 
 /// A store failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,6 +188,12 @@ pub enum StoreError {
     /// Stored data that cannot be read back.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The name is stored as another owner's; nothing changed.
+    #[error("hostname '{hostname}' is registered to another owner")]
+    OwnedByOther {
+        /// The refused name.
+        hostname: String,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -148,10 +231,14 @@ impl<T> Pending<T> {
     }
 }
 
-/// Durable storage of hosts and tokens. Implementations apply operations in submission order.
+/// Durable storage of hosts and tokens.
 pub trait Store: Send + Sync + 'static {
-    /// Applies a host change; resolves once it is durable.
-    fn write_host(&self, write: HostWrite) -> Pending<()>;
+    /// Applies a host change; resolves once it is durable, with the change position it got
+    /// (0 for freshness, and in stores that keep no change order).
+    fn write_host(&self, write: HostWrite) -> Pending<u64>;
+    /// Expires due hosts: marks each offline (or deletes it) unless the store has seen it
+    /// since its deadline allowed, in one transaction. One outcome per host, in order.
+    fn expire(&self, due: Vec<Due>) -> Pending<Vec<Expired>>;
     /// Every stored host.
     fn load_hosts(&self) -> Pending<Vec<HostRecord>>;
     /// Every token, revoked ones included.
@@ -168,4 +255,21 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_token(&self, id: i64, revoked_at: SystemTime) -> Pending<bool>;
     /// Checks that the store can read and write (health probes).
     fn ping(&self) -> Pending<()>;
+
+    /// Asks to be (or to stay) the node that sweeps: `true` while this node holds the
+    /// sweeper role. An embedded store has one node, which always leads.
+    fn lead(&self) -> Pending<bool> {
+        Pending::ready(Ok(true))
+    }
+
+    /// The change feed of a store other nodes write to; `None` for an embedded store (its
+    /// one node sees every change it makes). Called once.
+    fn subscribe(&self) -> Option<ChangeFeed> {
+        None
+    }
+
+    /// The newest change position committed in the store (0 where it keeps none).
+    fn head(&self) -> Pending<u64> {
+        Pending::ready(Ok(0))
+    }
 }

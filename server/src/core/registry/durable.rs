@@ -51,7 +51,7 @@ pub(super) struct OwnWrite<'a> {
     /// The registry whose change this write makes durable.
     registry: &'a Registry,
     /// The store's answer; taken when awaited.
-    pending: Option<Pending<()>>,
+    pending: Option<Pending<u64>>,
     /// How to undo the change; taken once settled.
     undo: Option<Undo>,
     /// Tells the other waiters.
@@ -63,7 +63,7 @@ impl<'a> OwnWrite<'a> {
     /// wait on.
     pub(super) fn new(
         registry: &'a Registry,
-        pending: Pending<()>,
+        pending: Pending<u64>,
         undo: Undo,
     ) -> (Self, InFlight) {
         let (done, watching) = watch::channel(None);
@@ -83,13 +83,14 @@ impl<'a> OwnWrite<'a> {
             None => Err(StoreError::Unavailable),
         };
         self.settle(result.clone());
-        result.map_err(RegisterError::from)
+        result.map(drop).map_err(RegisterError::from)
     }
 
-    fn settle(&mut self, result: Result<(), StoreError>) {
+    fn settle(&mut self, result: Result<u64, StoreError>) {
         if let Some(undo) = self.undo.take() {
-            self.registry.settle(undo, result.is_ok());
-            self.done.send_replace(Some(result));
+            self.registry
+                .settle(undo, result.as_ref().map(|change| *change).map_err(drop));
+            self.done.send_replace(Some(result.map(drop)));
         }
     }
 }

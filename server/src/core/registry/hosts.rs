@@ -25,6 +25,9 @@ pub(super) struct Host {
     /// Identifies the host's last durable change (creation or move), so an undo only
     /// reverts the change it belongs to. Heartbeats leave it alone.
     pub(super) version: u64,
+    /// The store's change position of the host's last change this node knows (0 in stores
+    /// that keep none): a change from the feed applies only when it is newer.
+    pub(super) change: u64,
     /// That change's write while it is not yet durable: every registration of the host waits
     /// for it before it is acknowledged.
     pub(super) in_flight: Option<InFlight>,
@@ -45,6 +48,8 @@ pub(super) struct State {
     pub(super) next_version: u64,
     /// Increases with every change visible in DNS (a zone serial can follow it).
     pub(super) generation: u64,
+    /// The newest store change position applied to this registry.
+    pub(super) applied: u64,
 }
 
 pub(super) fn view(name: &Arc<str>, host: &Host) -> HostView {

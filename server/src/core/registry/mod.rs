@@ -6,9 +6,11 @@
 
 mod deadlines;
 mod durable;
+mod expiry;
 mod hosts;
 mod listing;
 mod query;
+mod sync;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -16,9 +18,11 @@ use std::time::{Duration, SystemTime};
 
 pub use deadlines::DeadlineQueue;
 use durable::{InFlight, OwnWrite, Undo};
+pub use expiry::SweepReport;
 use hosts::{Host, State, view};
 use listing::Listing;
 pub use query::{HostPage, HostQuery};
+use sync::Derive;
 
 use crate::config::HeartbeatSection;
 use crate::core::clock::Clock;
@@ -67,7 +71,17 @@ pub enum RegisterError {
     OwnedByOther(String),
     /// The change could not be made durable; nothing changed.
     #[error("registration not saved: {0}; retry later")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for RegisterError {
+    /// The store decides ownership too: its refusal reads like the registry's own.
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::OwnedByOther { hostname } => Self::OwnedByOther(hostname),
+            other => Self::Store(other),
+        }
+    }
 }
 
 /// A read-only copy of one host, for the API and DNS.
@@ -96,17 +110,6 @@ pub struct HostCounts {
     pub online: usize,
     /// Hosts offline.
     pub offline: usize,
-}
-
-/// Result of one sweep over due deadlines.
-#[derive(Default)]
-pub struct Sweep {
-    /// Hosts that went offline.
-    pub went_offline: Vec<Arc<str>>,
-    /// Hosts deleted after `cleanup_after_days` offline.
-    pub deleted: Vec<Arc<str>>,
-    /// The store deletions, to await and log.
-    pub deletions: Vec<Pending<()>>,
 }
 
 /// What a registration must wait for before its success may be sent.
@@ -163,40 +166,14 @@ impl Registry {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Loads stored hosts, deriving online/offline from how long ago each was last seen.
-    /// Hosts past cleanup are deleted from the store; their deletions are returned.
-    pub fn restore(&self, records: Vec<HostRecord>) -> Vec<Pending<()>> {
-        let now = self.clock.now();
-        let wall = self.clock.wall();
-        let mut deletions = Vec::new();
+    /// Loads stored hosts at start: a host the store has offline, or that has been silent
+    /// past its deadline, starts offline; hosts past cleanup are left for the sweeper.
+    pub fn restore(&self, records: Vec<HostRecord>) {
         let mut state = self.lock();
         for record in records {
-            let silent_for = wall.duration_since(record.last_seen).unwrap_or_default();
-            let (status, remaining) = if silent_for < self.offline_after {
-                (HostStatus::Online, self.offline_after - silent_for)
-            } else if silent_for < self.delete_after {
-                (HostStatus::Offline, self.delete_after - silent_for)
-            } else {
-                deletions.push(self.store.write_host(HostWrite::Delete(record.hostname)));
-                continue;
-            };
-            let version = state.bump_version();
-            state.put(
-                record.hostname.into(),
-                Host {
-                    owner: record.owner.into(),
-                    address: record.address,
-                    status,
-                    first_seen: record.first_seen,
-                    last_seen: record.last_seen,
-                    deadline: now + remaining,
-                    version,
-                    in_flight: None,
-                },
-            );
+            self.put_record(&mut state, record, Derive::FromSilence);
         }
         self.publish_counts(&state);
-        deletions
     }
 
     /// Registers or refreshes `hostname` for `owner` from `address`; returns only once the
@@ -254,7 +231,11 @@ impl Registry {
             },
             Some(_) => Outcome::Heartbeat,
         };
-        let needs_durable_write = previous.as_ref().is_none_or(|host| host.address != address);
+        // A new host, a move, and a host coming back from offline change what every node
+        // and a restart must see; a heartbeat only refreshes freshness, written behind.
+        let needs_durable_write = previous
+            .as_ref()
+            .is_none_or(|host| host.address != address || host.status == HostStatus::Offline);
         let in_flight = previous.as_ref().and_then(|host| host.in_flight.clone());
         if needs_durable_write && let Some(write) = in_flight {
             return Ok((outcome, Wait::ThenRetry(write)));
@@ -267,6 +248,7 @@ impl Registry {
             last_seen: wall,
             deadline,
             version: previous.as_ref().map_or(0, |host| host.version),
+            change: previous.as_ref().map_or(0, |host| host.change),
             in_flight,
         };
         let wait = if needs_durable_write {
@@ -277,6 +259,8 @@ impl Registry {
                 address,
                 first_seen: updated.first_seen,
                 last_seen: wall,
+                offline: false,
+                change: 0,
             }));
             let undo = Undo {
                 hostname: Arc::clone(name),
@@ -314,7 +298,7 @@ impl Registry {
 
     /// The durable write of `undo` finished: on success the host no longer waits on it; on
     /// failure the change is undone. Only the change that submitted the write is touched.
-    fn settle(&self, undo: Undo, succeeded: bool) {
+    fn settle(&self, undo: Undo, outcome: Result<u64, ()>) {
         let mut state = self.lock();
         let Some(host) = state.hosts.get_mut(&undo.hostname) else {
             return;
@@ -322,8 +306,10 @@ impl Registry {
         if host.version != undo.version {
             return;
         }
-        if succeeded {
+        if let Ok(change) = outcome {
             host.in_flight = None;
+            host.change = host.change.max(change);
+            state.applied = state.applied.max(change);
             return;
         }
         match undo.previous {
@@ -337,47 +323,8 @@ impl Registry {
         self.publish_counts(&state);
     }
 
-    /// Moves due hosts offline and deletes hosts offline past cleanup.
-    pub fn sweep(&self) -> Sweep {
-        let now = self.clock.now();
-        let mut sweep = Sweep::default();
-        let mut state = self.lock();
-        while let Some((deadline, name)) = state.deadlines.pop_due(now) {
-            let Some(status) = state.hosts.get(&name).map(|host| host.status) else {
-                continue;
-            };
-            match status {
-                HostStatus::Online => {
-                    let next = deadline + self.delete_after.saturating_sub(self.offline_after);
-                    state.set_offline(&name, next);
-                    sweep.went_offline.push(name);
-                }
-                HostStatus::Offline => {
-                    state.remove(&name);
-                    state.stale_freshness.remove(&name);
-                    sweep
-                        .deletions
-                        .push(self.store.write_host(HostWrite::Delete(name.to_string())));
-                    sweep.deleted.push(name);
-                }
-            }
-        }
-        if !sweep.went_offline.is_empty() || !sweep.deleted.is_empty() {
-            state.generation += 1;
-            self.publish_counts(&state);
-        }
-        drop(state);
-        let offline = u64::try_from(sweep.went_offline.len()).unwrap_or(u64::MAX);
-        self.metrics.heartbeat_timeouts.inc_by(offline);
-        self.metrics
-            .host_updates
-            .with_label_values(&["offline"])
-            .inc_by(offline);
-        sweep
-    }
-
     /// Submits the write-behind batch of heartbeat freshness, if any.
-    pub fn flush_freshness(&self) -> Option<Pending<()>> {
+    pub fn flush_freshness(&self) -> Option<Pending<u64>> {
         let mut state = self.lock();
         if state.stale_freshness.is_empty() {
             return None;

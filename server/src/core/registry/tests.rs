@@ -29,6 +29,14 @@ fn registry_on(store: &MemoryStore, clock: Arc<dyn Clock>) -> Arc<Registry> {
     ))
 }
 
+/// One sweep as the leading node runs it: take the due hosts, let the store expire them,
+/// apply the verdict.
+async fn sweep(registry: &Registry, store: &MemoryStore) -> SweepReport {
+    let due = registry.take_due();
+    let outcomes = store.expire(due.clone()).wait().await.expect("expire");
+    registry.apply_expired(&due, outcomes)
+}
+
 fn name(text: &str) -> Hostname {
     Hostname::parse(text).expect("valid hostname")
 }
@@ -57,7 +65,7 @@ async fn outcomes_follow_the_host_lifecycle() {
         })
     );
     tokio::time::advance(Duration::from_secs(151)).await;
-    let sweep = registry.sweep();
+    let sweep = sweep(&registry, &store).await;
     assert_eq!(sweep.went_offline, vec![Arc::<str>::from("web")]);
     assert_eq!(
         register("192.0.2.3").await,
@@ -97,22 +105,17 @@ async fn offline_hosts_are_deleted_after_cleanup_and_restore_derives_status() {
         .await
         .expect("registered");
     tokio::time::advance(Duration::from_secs(151)).await;
-    assert_eq!(registry.sweep().went_offline.len(), 1);
+    assert_eq!(sweep(&registry, &store).await.went_offline.len(), 1);
     let restored = registry_on(&store, clock);
-    for deletion in restored.restore(store.hosts()) {
-        deletion.wait().await.expect("nothing to delete yet");
-    }
+    restored.restore(store.hosts());
     assert_eq!(
         restored.get("old").map(|host| host.status),
         Some(HostStatus::Offline),
         "a host silent for longer than the timeout restores offline"
     );
     tokio::time::advance(Duration::from_secs(30 * 86_400)).await;
-    let sweep = registry.sweep();
+    let sweep = sweep(&registry, &store).await;
     assert_eq!(sweep.deleted.len(), 1);
-    for deletion in sweep.deletions {
-        deletion.wait().await.expect("deleted");
-    }
     assert!(registry.get("old").is_none() && store.hosts().is_empty());
 }
 
@@ -316,7 +319,7 @@ async fn pages_filter_by_owner_status_and_search_and_count_the_matches() {
             .expect("heartbeat");
     }
     tokio::time::advance(Duration::from_secs(60)).await;
-    assert_eq!(registry.sweep().went_offline.len(), 25);
+    assert_eq!(sweep(&registry, &store).await.went_offline.len(), 25);
 
     let names = |page: &HostPage| {
         page.hosts

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
-use super::{HostRecord, HostWrite, Pending, Store, StoreError, TokenHash, TokenRecord};
+use super::{
+    Due, Expired, HostRecord, HostWrite, Pending, Store, StoreError, TokenHash, TokenRecord,
+};
 use crate::core::Metrics;
 use crate::core::clock::unix_millis;
-use schema::{apply_write, create_token, list_tokens, load_hosts, migrate, probe};
+use schema::{apply_write, create_token, expire, list_tokens, load_hosts, migrate, probe};
 
 mod schema;
 
@@ -25,7 +27,8 @@ const MAX_BATCH: usize = 4096;
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Job {
-    Write(HostWrite, Reply<()>),
+    Write(HostWrite, Reply<u64>),
+    Expire(Vec<Due>, Reply<Vec<Expired>>),
     LoadHosts(Reply<Vec<HostRecord>>),
     ListTokens(Reply<Vec<TokenRecord>>),
     CreateToken {
@@ -110,8 +113,12 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn write_host(&self, write: HostWrite) -> Pending<()> {
+    fn write_host(&self, write: HostWrite) -> Pending<u64> {
         self.submit(|reply| Job::Write(write, reply))
+    }
+
+    fn expire(&self, due: Vec<Due>) -> Pending<Vec<Expired>> {
+        self.submit(|reply| Job::Expire(due, reply))
     }
 
     fn load_hosts(&self) -> Pending<Vec<HostRecord>> {
@@ -277,7 +284,7 @@ impl Worker {
 
     /// Applies every write in one transaction; each write in its own savepoint, so one bad
     /// write fails alone. Replies go out only after the commit.
-    fn commit_writes(&mut self, writes: Vec<(HostWrite, Reply<()>)>) {
+    fn commit_writes(&mut self, writes: Vec<(HostWrite, Reply<u64>)>) {
         if writes.is_empty() {
             return;
         }
@@ -309,8 +316,8 @@ impl Worker {
 
     fn apply_in_transaction(
         &mut self,
-        writes: &[(HostWrite, Reply<()>)],
-    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        writes: &[(HostWrite, Reply<u64>)],
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
         let metrics = self.metrics.clone();
         let mut tx = self.conn.transaction()?;
         let mut results = Vec::with_capacity(writes.len());
@@ -338,6 +345,13 @@ impl Worker {
         let started = Instant::now();
         match job {
             Job::Write(write, reply) => self.commit_writes(vec![(write, reply)]),
+            Job::Expire(due, reply) => {
+                let result = self
+                    .check_file()
+                    .and_then(|()| expire(&mut self.conn, &due));
+                self.record("expire", started, &result);
+                let _ = reply.send(result);
+            }
             Job::LoadHosts(reply) => {
                 let result = load_hosts(&self.conn);
                 self.record("load_hosts", started, &result);
@@ -406,6 +420,8 @@ mod tests {
             address: IpAddr::from([192, 0, 2, 1]),
             first_seen: from_unix_millis(1_000),
             last_seen: from_unix_millis(last_seen_ms),
+            offline: false,
+            change: 0,
         }
     }
 

@@ -7,7 +7,9 @@ use std::time::SystemTime;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::core::clock::{from_unix_millis, unix_millis};
-use crate::store::{HostRecord, HostWrite, StoreError, TokenHash, TokenRecord};
+use crate::store::{
+    Due, DueAction, Expired, HostRecord, HostWrite, StoreError, TokenHash, TokenRecord,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -32,6 +34,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         id           INTEGER PRIMARY KEY CHECK (id = 1),
         probed_at_ms INTEGER NOT NULL
     );",
+    // The sweeper's verdict is stored, so a restart (and every node) agrees with it.
+    "ALTER TABLE hosts ADD COLUMN offline INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -57,17 +61,20 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(super) fn apply_write(tx: &mut Transaction<'_>, write: &HostWrite) -> Result<(), StoreError> {
+/// Applies one write in its own savepoint, so one refused write fails alone.
+pub(super) fn apply_write(tx: &mut Transaction<'_>, write: &HostWrite) -> Result<u64, StoreError> {
     let savepoint = tx.savepoint()?;
     match write {
         HostWrite::Upsert(host) => {
-            savepoint.execute(
-                "INSERT INTO hosts (hostname, owner, address, first_seen_ms, last_seen_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
+            // The owner never changes: a conflicting owner makes the update a no-op.
+            let changed = savepoint.execute(
+                "INSERT INTO hosts (hostname, owner, address, first_seen_ms, last_seen_ms, offline)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0)
                  ON CONFLICT(hostname) DO UPDATE SET
-                     owner = excluded.owner,
                      address = excluded.address,
-                     last_seen_ms = max(hosts.last_seen_ms, excluded.last_seen_ms)",
+                     last_seen_ms = max(hosts.last_seen_ms, excluded.last_seen_ms),
+                     offline = 0
+                 WHERE hosts.owner = excluded.owner",
                 params![
                     host.hostname,
                     host.owner,
@@ -76,6 +83,11 @@ pub(super) fn apply_write(tx: &mut Transaction<'_>, write: &HostWrite) -> Result
                     unix_millis(host.last_seen)
                 ],
             )?;
+            if changed == 0 {
+                return Err(StoreError::OwnedByOther {
+                    hostname: host.hostname.clone(),
+                });
+            }
         }
         HostWrite::Freshness(refreshes) => {
             let mut update = savepoint.prepare_cached(
@@ -85,17 +97,59 @@ pub(super) fn apply_write(tx: &mut Transaction<'_>, write: &HostWrite) -> Result
                 update.execute(params![hostname, unix_millis(*last_seen)])?;
             }
         }
-        HostWrite::Delete(hostname) => {
-            savepoint.execute("DELETE FROM hosts WHERE hostname = ?1", params![hostname])?;
-        }
     }
     savepoint.commit()?;
-    Ok(())
+    Ok(0)
+}
+
+/// Expires due hosts in one transaction (see [`crate::store::Store::expire`]).
+pub(super) fn expire(conn: &mut Connection, due: &[Due]) -> Result<Vec<Expired>, StoreError> {
+    let tx = conn.transaction()?;
+    let mut outcomes = Vec::with_capacity(due.len());
+    {
+        let mut offline = tx.prepare_cached(
+            "UPDATE hosts SET offline = 1 WHERE hostname = ?1 AND last_seen_ms <= ?2",
+        )?;
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM hosts WHERE hostname = ?1 AND offline = 1 AND last_seen_ms <= ?2",
+        )?;
+        let mut seen = tx.prepare_cached("SELECT last_seen_ms FROM hosts WHERE hostname = ?1")?;
+        for host in due {
+            let statement = match host.action {
+                DueAction::GoOffline => &mut offline,
+                DueAction::Delete => &mut delete,
+            };
+            let done = statement.execute(params![host.hostname, unix_millis(host.seen_before)])?;
+            let outcome = if done > 0 {
+                Expired::Done {
+                    hostname: host.hostname.clone(),
+                    change: 0,
+                }
+            } else {
+                match seen
+                    .query_row(params![host.hostname], |row| row.get::<_, i64>(0))
+                    .optional()?
+                {
+                    Some(last_seen) => Expired::SeenSince {
+                        hostname: host.hostname.clone(),
+                        last_seen: from_unix_millis(last_seen),
+                    },
+                    None => Expired::Gone {
+                        hostname: host.hostname.clone(),
+                    },
+                }
+            };
+            outcomes.push(outcome);
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
 }
 
 pub(super) fn load_hosts(conn: &Connection) -> Result<Vec<HostRecord>, StoreError> {
-    let mut select =
-        conn.prepare("SELECT hostname, owner, address, first_seen_ms, last_seen_ms FROM hosts")?;
+    let mut select = conn.prepare(
+        "SELECT hostname, owner, address, first_seen_ms, last_seen_ms, offline FROM hosts",
+    )?;
     let rows = select.query_map([], |row| {
         Ok((
             row.get::<_, String>(0)?,
@@ -103,11 +157,12 @@ pub(super) fn load_hosts(conn: &Connection) -> Result<Vec<HostRecord>, StoreErro
             row.get::<_, String>(2)?,
             row.get::<_, i64>(3)?,
             row.get::<_, i64>(4)?,
+            row.get::<_, bool>(5)?,
         ))
     })?;
     let mut hosts = Vec::new();
     for row in rows {
-        let (hostname, owner, address, first_seen, last_seen) = row?;
+        let (hostname, owner, address, first_seen, last_seen, offline) = row?;
         let address: IpAddr = address
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("host {hostname} has address {address:?}")))?;
@@ -117,6 +172,8 @@ pub(super) fn load_hosts(conn: &Connection) -> Result<Vec<HostRecord>, StoreErro
             address,
             first_seen: from_unix_millis(first_seen),
             last_seen: from_unix_millis(last_seen),
+            offline,
+            change: 0,
         });
     }
     Ok(hosts)

@@ -1,0 +1,172 @@
+//! Keeping a registry in step with a store that other nodes write to: records from the
+//! store's change feed and from resyncs are applied unless this registry already has the
+//! change (or a newer one), or has a durable write of its own in flight for the host.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hosts::{Host, State};
+use super::{HostStatus, Registry};
+use crate::store::HostRecord;
+
+/// How a stored record's status is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Derive {
+    /// As the store has it (the sweeper decided it).
+    Stored,
+    /// As the store has it, or offline when silent past the deadline (a restart: nobody
+    /// swept while the server was down).
+    FromSilence,
+}
+
+impl Registry {
+    /// Puts `record` into `state` as the store has it, with deadlines computed from its
+    /// `last_seen`. Keeps a later local `last_seen` (heartbeats written behind).
+    pub(super) fn put_record(&self, state: &mut State, record: HostRecord, derive: Derive) {
+        let now = self.clock.now();
+        let wall = self.clock.wall();
+        let name: Arc<str> = record.hostname.into();
+        let previous = state
+            .hosts
+            .get(&name)
+            .map(|host| (host.last_seen, host.version));
+        let last_seen = previous.map_or(record.last_seen, |(seen, _)| seen.max(record.last_seen));
+        let silent_for = wall.duration_since(last_seen).unwrap_or_default();
+        let offline =
+            record.offline || (derive == Derive::FromSilence && silent_for >= self.offline_after);
+        let (status, until) = if offline {
+            (HostStatus::Offline, self.delete_after)
+        } else {
+            (HostStatus::Online, self.offline_after)
+        };
+        let version = match previous {
+            Some((_, version)) => version,
+            None => state.bump_version(),
+        };
+        let host = Host {
+            owner: record.owner.into(),
+            address: record.address,
+            status,
+            first_seen: record.first_seen,
+            last_seen,
+            deadline: now + until.saturating_sub(silent_for),
+            version,
+            change: record.change,
+            in_flight: None,
+        };
+        state.applied = state.applied.max(record.change);
+        state.generation += 1;
+        state.put(name, host);
+    }
+
+    /// Applies a host record from the store's change feed: a host created, moved, back or
+    /// gone offline on another node. Returns whether it changed this registry.
+    pub fn apply_stored(&self, record: HostRecord) -> bool {
+        let mut state = self.lock();
+        if !newer_than_local(&state, &record.hostname, record.change) {
+            state.applied = state.applied.max(record.change);
+            return false;
+        }
+        self.put_record(&mut state, record, Derive::Stored);
+        self.publish_counts(&state);
+        true
+    }
+
+    /// Applies a deletion from the store's change feed.
+    pub fn apply_deleted(&self, hostname: &str, change: u64) -> bool {
+        let mut state = self.lock();
+        state.applied = state.applied.max(change);
+        if !newer_than_local(&state, hostname, change) {
+            return false;
+        }
+        let name: Arc<str> = hostname.into();
+        if state.remove(&name).is_none() {
+            return false;
+        }
+        state.stale_freshness.remove(&name);
+        state.generation += 1;
+        self.publish_counts(&state);
+        true
+    }
+
+    /// Makes the registry what the store holds (`records`, every stored host): repairs
+    /// whatever the change feed missed. Hosts with a write of this node's in flight, and
+    /// hosts whose change is newer than everything in `records` (made after the snapshot),
+    /// are left alone. Returns how many hosts changed.
+    pub fn reconcile(&self, records: Vec<HostRecord>) -> usize {
+        let snapshot = records
+            .iter()
+            .map(|record| record.change)
+            .max()
+            .unwrap_or(0);
+        let stored: HashSet<String> = records.iter().map(|r| r.hostname.clone()).collect();
+        let mut changed = 0;
+        let mut state = self.lock();
+        for record in records {
+            let differs = state
+                .hosts
+                .get(record.hostname.as_str())
+                .is_none_or(|host| {
+                    host.owner.as_ref() != record.owner
+                        || host.address != record.address
+                        || (host.status == HostStatus::Offline) != record.offline
+                        || host.last_seen < record.last_seen
+                });
+            if differs && newer_or_equal_than_local(&state, &record.hostname, record.change) {
+                self.put_record(&mut state, record, Derive::Stored);
+                changed += 1;
+            } else {
+                state.applied = state.applied.max(record.change);
+            }
+        }
+        let gone: Vec<Arc<str>> = state
+            .hosts
+            .iter()
+            .filter(|(name, host)| {
+                !stored.contains(name.as_ref())
+                    && host.in_flight.is_none()
+                    && host.change <= snapshot
+            })
+            .map(|(name, _)| Arc::clone(name))
+            .collect();
+        for name in gone {
+            state.remove(&name);
+            state.stale_freshness.remove(&name);
+            changed += 1;
+        }
+        if changed > 0 {
+            state.generation += 1;
+            self.publish_counts(&state);
+        }
+        changed
+    }
+
+    /// The newest store change position this registry has applied.
+    pub fn applied_position(&self) -> u64 {
+        self.lock().applied
+    }
+
+    /// How long after its last heartbeat a host goes offline.
+    pub fn offline_after(&self) -> Duration {
+        self.offline_after
+    }
+}
+
+/// Whether a change at `change` of `hostname` is news to `state`: the host is unknown, or
+/// its known change is older, and no write of this node's is in flight for it.
+fn newer_than_local(state: &State, hostname: &str, change: u64) -> bool {
+    state
+        .hosts
+        .get(hostname)
+        .is_none_or(|host| host.in_flight.is_none() && (change == 0 || host.change < change))
+}
+
+/// Like [`newer_than_local`], but a resync also repairs a host whose change position it
+/// already has (a missed freshness or status it may not).
+fn newer_or_equal_than_local(state: &State, hostname: &str, change: u64) -> bool {
+    state
+        .hosts
+        .get(hostname)
+        .is_none_or(|host| host.in_flight.is_none() && (change == 0 || host.change <= change))
+}
