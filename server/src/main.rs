@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use prism_server::config::StoreChoice;
 use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
 use prism_server::config::{ConfigSources, LiveConfig};
 use prism_server::core::tokens;
 use prism_server::shell::{descriptors, dns};
-use prism_server::store::{SqliteStore, Store};
+use prism_server::store::{PostgresStore, SqliteStore, Store};
 use prism_server::{Config, Listeners, Metrics, Node, SystemClock, serve};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -231,8 +232,7 @@ async fn run_server(
     let open_files = descriptors::ensure(&descriptors::Budget::of(&config, cores))?;
     tracing::debug!(open_files, "open-file limit");
     let metrics = Metrics::new()?;
-    let store = SqliteStore::open(&config.database.path, Some(metrics.clone()))
-        .with_context(|| format!("cannot open database {}", config.database.path.display()))?;
+    let store = open_store(&config, Some(metrics.clone())).await?;
     let registration_addr = SocketAddr::new(config.server.host, config.server.tcp_port);
     let listener = tokio::net::TcpListener::bind(registration_addr)
         .await
@@ -265,16 +265,10 @@ async fn run_server(
     } else {
         None
     };
-    let database = config.database.path.display().to_string();
+    let database = config.database.describe();
     let live = LiveConfig::new(config);
     let clock = Arc::new(SystemClock);
-    let node = Node::start(
-        live.clone(),
-        Arc::new(store),
-        clock.clone(),
-        metrics.clone(),
-    )
-    .await?;
+    let node = Node::start(live.clone(), store, clock.clone(), metrics.clone()).await?;
     let stop_reload = CancellationToken::new();
     let reloader = Reloader::new(live, sources, metrics, clock, set_log_filter);
     let reload_task = tokio::spawn(
@@ -314,14 +308,30 @@ async fn shutdown_signal() {
     }
 }
 
+/// The store `database.*` selects: the SQLite file, or the PostgreSQL database (migrated).
+async fn open_store(config: &Config, metrics: Option<Metrics>) -> anyhow::Result<Arc<dyn Store>> {
+    let database = &config.database;
+    let store: Arc<dyn Store> = match database.store().map_err(anyhow::Error::msg)? {
+        StoreChoice::Sqlite(path) => Arc::new(
+            SqliteStore::open(&path, metrics)
+                .with_context(|| format!("cannot open database {}", database.describe()))?,
+        ),
+        StoreChoice::Postgres(url) => Arc::new(
+            PostgresStore::open(&url, database.connection_pool_size, metrics)
+                .await
+                .with_context(|| format!("cannot open database {}", database.describe()))?,
+        ),
+    };
+    Ok(store)
+}
+
 async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
-    let path = &config.database.path;
-    let store = SqliteStore::open(path, None)
-        .with_context(|| format!("cannot open database {}", path.display()))?;
+    let store = open_store(config, None).await?;
+    let store = store.as_ref();
     let now = std::time::SystemTime::now();
     match command {
         TokenCommand::Create { owner, admin } => {
-            let (record, token) = tokens::create(&store, &owner, admin, now).await?;
+            let (record, token) = tokens::create(store, &owner, admin, now).await?;
             eprintln!(
                 "created token {} for owner '{}'{}; store it now, it is not shown again:",
                 record.id,
@@ -335,7 +345,7 @@ async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Re
             print!("{}", tokens::format_table(&tokens));
         }
         TokenCommand::Revoke { id } => {
-            tokens::revoke(&store, id, now).await?;
+            tokens::revoke(store, id, now).await?;
             eprintln!("revoked token {id}; running servers stop accepting it within a second");
         }
     }

@@ -10,6 +10,7 @@
 //! always leads and has no feed.
 
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ use std::fmt;
 use tokio::sync::oneshot;
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A host as stored.
