@@ -29,7 +29,7 @@ fn query(name: &str, query_type: RecordType) -> Vec<u8> {
 
 fn dns_answers(c: &mut Criterion) {
     let answerer = filled_node(HOSTS)
-        .answerer()
+        .answerer(&[])
         .expect("zone over the registry");
     let mut group = c.benchmark_group("dns_answer");
     group.throughput(Throughput::Elements(1));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use prism_server::Config;
+use prism_server::config::Nameserver;
 use prism_testkit::TestServer;
 use prism_testkit::dns::{answer_addresses, assert_rcode, query, udp_client};
 use prism_testkit::setup::open_config;
@@ -208,10 +209,12 @@ async fn query_over_tcp_is_answered() {
 
 /// A zone served by a dozen name servers of different providers with long names: its NS
 /// answer is legitimately larger than 512 bytes, even with name compression.
-fn many_nameservers() -> Vec<String> {
+fn many_nameservers() -> Vec<Nameserver> {
     (1..=12)
         .map(|n| {
-            format!("ns.name-server-number-{n:02}-with-a-long-label.provider-{n:02}.test-{n:02}.")
+            Nameserver::Name(format!(
+                "ns.name-server-number-{n:02}-with-a-long-label.provider-{n:02}.test-{n:02}."
+            ))
         })
         .collect()
 }
@@ -268,6 +271,94 @@ async fn apex_answers_soa_and_ns_and_the_serial_grows_with_the_zone() {
         Some(RData::NS(ns)) => assert_eq!(ns.0.to_ascii(), "ns1.managed.prism.local."),
         other => panic!("expected the default NS, got {other:?}"),
     }
+    server.shutdown().await;
+}
+
+/// The A and AAAA records of the additional section, by owner name.
+fn glue(response: &hickory_proto::op::DnsResponse) -> Vec<(String, IpAddr)> {
+    response
+        .additionals
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::A(a) => Some((record.name.to_ascii(), IpAddr::V4(a.0))),
+            RData::AAAA(aaaa) => Some((record.name.to_ascii(), IpAddr::V6(aaaa.0))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_default_nameserver_resolves_to_this_node_and_is_glued() {
+    let mut config = open_config();
+    // The node's address is `server.host` when it names one (else the primary interface's).
+    config.server.host = IpAddr::from([127, 0, 0, 1]);
+    let server = dns_server(config).await;
+    let mut client = server.udp_client();
+    let ns1 = format!("ns1.{ZONE}");
+
+    let a = query(&mut client, &ns1, RecordType::A).await;
+    let ns = query(&mut client, ZONE, RecordType::NS).await;
+    let aaaa = query(&mut client, &ns1, RecordType::AAAA).await;
+
+    assert_rcode(&a, ResponseCode::NoError);
+    assert_eq!(answer_addresses(&a), vec![IpAddr::from([127, 0, 0, 1])]);
+    assert!(a.metadata.authoritative, "AA must be set");
+    assert_eq!(glue(&ns), vec![(ns1.clone(), IpAddr::from([127, 0, 0, 1]))]);
+    assert_rcode(&aaaa, ResponseCode::NoError);
+    assert!(aaaa.answers.is_empty(), "no IPv6 address: NODATA, {aaaa:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn configured_nameservers_answer_their_addresses_and_only_in_zone_ones_are_glued() {
+    let mut config = open_config();
+    let v6: IpAddr = "2001:db8::53".parse().expect("v6");
+    config.dns.nameservers = vec![
+        Nameserver::WithAddresses {
+            name: "ns1".into(),
+            addresses: vec![IpAddr::from([192, 0, 2, 1]), v6],
+        },
+        Nameserver::WithAddresses {
+            name: format!("ns2.{ZONE}"),
+            addresses: vec![IpAddr::from([192, 0, 2, 2])],
+        },
+        Nameserver::from("ns.outside.example."),
+    ];
+    let server = dns_server(config).await;
+    let mut client = server.udp_client();
+    let (ns1, ns2) = (format!("ns1.{ZONE}"), format!("ns2.{ZONE}"));
+
+    let a = query(&mut client, &ns1, RecordType::A).await;
+    let aaaa = query(&mut client, &ns1, RecordType::AAAA).await;
+    let second = query(&mut client, &ns2.to_uppercase(), RecordType::A).await;
+    let ns = query(&mut client, ZONE, RecordType::NS).await;
+
+    assert_eq!(answer_addresses(&a), vec![IpAddr::from([192, 0, 2, 1])]);
+    assert_eq!(answer_addresses(&aaaa), vec![v6]);
+    assert_eq!(
+        answer_addresses(&second),
+        vec![IpAddr::from([192, 0, 2, 2])]
+    );
+    let names: Vec<String> = ns
+        .answers
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::NS(ns) => Some(ns.0.to_ascii()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        vec![ns1.clone(), ns2.clone(), "ns.outside.example.".into()]
+    );
+    assert_eq!(
+        glue(&ns),
+        vec![
+            (ns1.clone(), IpAddr::from([192, 0, 2, 1])),
+            (ns1.clone(), v6),
+            (ns2.clone(), IpAddr::from([192, 0, 2, 2])),
+        ]
+    );
     server.shutdown().await;
 }
 

@@ -83,7 +83,7 @@ async fn start_core() -> Arc<Node> {
 async fn answerer() -> Answerer {
     start_core()
         .await
-        .answerer()
+        .answerer(&[])
         .expect("default zone is valid")
 }
 
@@ -124,7 +124,7 @@ async fn messages_shorter_than_a_header_are_dropped() {
 #[tokio::test]
 async fn malformed_queries_with_a_readable_header_get_formerr() {
     let core = start_core().await;
-    let answerer = core.answerer().expect("default zone is valid");
+    let answerer = core.answerer(&[]).expect("default zone is valid");
     for (what, bytes) in malformed_with_header() {
         let response = answerer
             .answer(&bytes, Transport::Udp, CLIENT)

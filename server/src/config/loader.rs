@@ -250,12 +250,18 @@ fn shape_problems(
             set(&mut single, section, key, value.clone());
             if let Err(err) = serde_path_to_error::deserialize::<_, Config>(Value::Object(single)) {
                 let path = err.path().to_string();
+                let serde_message = err.inner().to_string();
+                let reason = if path.starts_with(&dotted) && path != dotted {
+                    // Inside a list or mapping: serde's own words name what is wrong there.
+                    serde_message.replace('`', "")
+                } else {
+                    user_terms(&dotted, value, default, &serde_message)
+                };
                 let path = if path.starts_with(&dotted) {
                     path
                 } else {
                     dotted.clone()
                 };
-                let reason = user_terms(&path, value, default, &err.inner().to_string());
                 problems.push((path, reason));
             }
         }
@@ -499,6 +505,32 @@ mod tests {
         assert_eq!(config.server.api_port, 7102, "env beats file");
         assert_eq!(config.server.max_connections, 30, "flag beats env");
         assert_eq!(config.server.idle_timeout_secs, 30, "default stays");
+    }
+
+    #[test]
+    fn nameservers_take_bare_names_and_names_with_addresses() {
+        use crate::config::Nameserver;
+        let yaml = "dns:\n  nameservers:\n    - {name: ns1, addresses: [192.0.2.1, 2001:db8::1]}\n    - ns2.example.net.\n";
+        let (sources, _file) = sources(Some(yaml), &[]);
+        let config = sources.load().expect("valid");
+        assert_eq!(
+            config.dns.nameservers,
+            vec![
+                Nameserver::WithAddresses {
+                    name: "ns1".into(),
+                    addresses: vec![[192, 0, 2, 1].into(), "2001:db8::1".parse().expect("v6")],
+                },
+                Nameserver::from("ns2.example.net."),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_nameserver_address_that_is_not_one_names_the_key() {
+        let yaml = "dns:\n  nameservers:\n    - {name: ns1, addresses: [not-an-address]}\n";
+        let (sources, _file) = sources(Some(yaml), &[]);
+        let err = sources.load().expect_err("bad address").to_string();
+        assert!(err.contains("dns.nameservers"), "{err}");
     }
 
     #[test]

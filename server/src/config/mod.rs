@@ -424,6 +424,82 @@ impl Default for LoggingSection {
     }
 }
 
+/// One nameserver of the zone: a bare name, or a name with its addresses (needed for a name
+/// inside the zone, which Prism then answers and glues).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Nameserver {
+    /// `ns1.example.net.`: a name whose addresses are published elsewhere.
+    Name(String),
+    /// `{name: ns1.example.net., addresses: [192.0.2.1]}`.
+    WithAddresses {
+        /// The nameserver's name (relative names are taken inside the zone).
+        name: String,
+        /// Its IPv4 and IPv6 addresses.
+        addresses: Vec<IpAddr>,
+    },
+}
+
+/// The map form of [`Nameserver`], so a bad field is reported by name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NameserverEntry {
+    name: String,
+    #[serde(default)]
+    addresses: Vec<IpAddr>,
+}
+
+impl<'de> Deserialize<'de> for Nameserver {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Nameserver;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name or {name, addresses}")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Nameserver, E> {
+                Ok(Nameserver::Name(name.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Nameserver, A::Error> {
+                let entry = NameserverEntry::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(Nameserver::WithAddresses {
+                    name: entry.name,
+                    addresses: entry.addresses,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl Nameserver {
+    /// The name as configured.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Name(name) | Self::WithAddresses { name, .. } => name,
+        }
+    }
+
+    /// The configured addresses (none for a bare name).
+    pub fn addresses(&self) -> &[IpAddr] {
+        match self {
+            Self::Name(_) => &[],
+            Self::WithAddresses { addresses, .. } => addresses,
+        }
+    }
+}
+
+impl From<&str> for Nameserver {
+    fn from(name: &str) -> Self {
+        Self::Name(name.to_owned())
+    }
+}
+
 /// `dns.*`: the authoritative DNS server for the managed zone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -438,8 +514,10 @@ pub struct DnsSection {
     pub ttl: u32,
     /// Keep answering for offline hosts with their last address instead of NXDOMAIN.
     pub serve_offline: bool,
-    /// NS names at the apex; the first is the SOA primary. Empty means `ns1.<zone>`.
-    pub nameservers: Vec<String>,
+    /// The zone's nameservers (the cluster's nodes), each a name or `{name, addresses}`; the
+    /// first is the SOA primary. In-zone names are answered with their addresses and given
+    /// as glue. Empty means `ns1.<zone>` at this node's address (see docs/DNS.md).
+    pub nameservers: Vec<Nameserver>,
     /// SOA RNAME (the responsible mailbox, `@` written as `.`). Empty means `hostmaster.<zone>`.
     pub hostmaster: String,
     /// Hostnames no host may register (relative to the zone), beside the zone's own

@@ -127,9 +127,7 @@ impl Node {
 
     /// Writes the pending heartbeat freshness to the store now.
     pub async fn flush_freshness(&self) {
-        if let Some(pending) = self.registry.flush_freshness()
-            && let Err(err) = pending.wait().await
-        {
+        if let Err(err) = self.registry.flush_freshness().await {
             tracing::error!(error = %err, "write-behind flush of heartbeat freshness failed");
         }
     }

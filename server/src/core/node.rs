@@ -5,6 +5,7 @@
 //! handler ([`Node::frames`]), the DNS answerer ([`Node::answerer`]), the registry view, the
 //! token cache, the metrics, the live configuration.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::auth::Authenticator;
@@ -106,16 +107,19 @@ impl Node {
 
     /// A DNS answerer over this node's registry view, for the `dns.*` section in force. The
     /// SOA serial starts from the clock's wall time in seconds (see
-    /// [`super::dns::Zone::serial`]).
-    pub fn answerer(&self) -> Result<Answerer, ZoneError> {
+    /// [`super::dns::Zone::serial`]). `own_addresses` are this node's, given to in-zone
+    /// nameservers configured without addresses.
+    pub fn answerer(&self, own_addresses: &[IpAddr]) -> Result<Answerer, ZoneError> {
         let started_secs = unix_millis(self.clock.wall()) / 1000;
         // Serials are compared modulo 2^32 (RFC 1982), so the low 32 bits are what counts.
+        let config = self.config.get();
         Answerer::new(
             Arc::clone(&self.registry),
             self.metrics.clone(),
             Arc::clone(&self.clock),
-            &self.config.get().dns,
+            &config.dns,
             started_secs as u32,
+            own_addresses,
         )
     }
 

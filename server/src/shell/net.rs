@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::task::TaskTracker;
@@ -111,5 +111,25 @@ impl Datagram for tokio::net::UdpSocket {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         tokio::net::UdpSocket::local_addr(self)
+    }
+}
+
+/// The address this node is reached at, for a nameserver name configured without one:
+/// `server.host` when it names one, else the address of the interface the default route
+/// leaves by (found without sending anything), else loopback.
+pub fn own_address(host: IpAddr) -> IpAddr {
+    if !host.is_unspecified() {
+        return host;
+    }
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            // A documentation address: connect() only picks the route, no packet is sent.
+            socket.connect("192.0.2.1:53")?;
+            socket.local_addr()
+        })
+        .map(|local| local.ip());
+    match probe {
+        Ok(address) if !address.is_unspecified() => address,
+        _ => IpAddr::from([127, 0, 0, 1]),
     }
 }

@@ -81,7 +81,7 @@ pub async fn serve<L: Listener, U: Datagram>(
     let config = node.config().snapshot();
     if !listeners.dns_udp.is_empty() || listeners.dns_tcp.is_some() {
         let started = node
-            .answerer()
+            .answerer(&[super::net::own_address(config.server.host)])
             .map_err(|err| err.to_string())
             .and_then(|answerer| {
                 dns::spawn(

@@ -62,15 +62,17 @@ pub struct Answerer {
 
 impl Answerer {
     /// An answerer for the zone `dns` describes over `registry`; `serial_base` as in
-    /// [`Zone::from_config`].
+    /// [`Zone::from_config`]; in-zone nameservers configured without addresses answer with
+    /// `own_addresses` (this node's).
     pub fn new(
         registry: Arc<Registry>,
         metrics: Metrics,
         clock: Arc<dyn Clock>,
         dns: &DnsSection,
         serial_base: u32,
+        own_addresses: &[IpAddr],
     ) -> Result<Self, ZoneError> {
-        let zone = Zone::from_config(dns, serial_base)?;
+        let zone = Zone::from_config(dns, serial_base)?.with_nameserver_addresses(own_addresses);
         Ok(Self {
             registry,
             metrics,

@@ -60,8 +60,8 @@ pub struct Zone {
     serve_offline: bool,
     /// The SOA with serial 0; [`Zone::soa`] fills in the current serial.
     soa: SOA,
-    /// NS names at the apex.
-    nameservers: Vec<Name>,
+    /// NS names at the apex, with the addresses answered (and glued) for in-zone ones.
+    nameservers: Vec<(Name, Vec<IpAddr>)>,
     /// Added to the registry generation to form the SOA serial (see [`Zone::serial`]).
     serial_base: u32,
     /// Largest UDP payload advertised in our OPT record.
@@ -85,22 +85,26 @@ impl Zone {
     pub fn from_config(config: &DnsSection, serial_base: u32) -> Result<Self, ZoneError> {
         let origin = parse_name("zone", &config.zone, &Name::root())?;
         let nameservers = if config.nameservers.is_empty() {
-            vec![prefixed("ns1", &origin)?]
+            vec![(prefixed("ns1", &origin)?, Vec::new())]
         } else {
             config
                 .nameservers
                 .iter()
-                .map(|ns| parse_name("nameservers", ns, &origin))
-                .collect::<Result<Vec<_>, _>>()?
+                .map(|ns| {
+                    let name = parse_name("nameservers", ns.name(), &origin)?;
+                    Ok((name, ns.addresses().to_vec()))
+                })
+                .collect::<Result<Vec<_>, ZoneError>>()?
         };
+        let names_only: Vec<Name> = nameservers.iter().map(|(name, _)| name.clone()).collect();
         let hostmaster = if config.hostmaster.is_empty() {
             prefixed("hostmaster", &origin)?
         } else {
             parse_name("hostmaster", &config.hostmaster, &origin)?
         };
-        let names = NamePolicy::new(&origin, &nameservers, &hostmaster, &config.reserved_names);
+        let names = NamePolicy::new(&origin, &names_only, &hostmaster, &config.reserved_names);
         let soa = SOA::new(
-            nameservers[0].clone(),
+            names_only[0].clone(),
             hostmaster,
             0,
             saturating_i32(config.refresh),
@@ -124,6 +128,43 @@ impl Zone {
     /// Which hostnames may be registered under this zone.
     pub fn name_policy(&self) -> &NamePolicy {
         &self.names
+    }
+
+    /// Gives `addresses` to every in-zone nameserver configured without any (the default
+    /// `ns1.<zone>` among them), so the zone's own nameserver names always resolve.
+    pub fn with_nameserver_addresses(mut self, addresses: &[IpAddr]) -> Self {
+        for (name, known) in &mut self.nameservers {
+            if known.is_empty() && self.origin.zone_of(name) {
+                known.extend_from_slice(addresses);
+            }
+        }
+        self
+    }
+
+    /// The addresses of an in-zone nameserver called `name`, if it is one.
+    fn nameserver_addresses(&self, name: &Name) -> Option<&[IpAddr]> {
+        self.nameservers
+            .iter()
+            .find(|(ns, _)| ns == name && self.origin.zone_of(ns))
+            .map(|(_, addresses)| addresses.as_slice())
+    }
+
+    /// Address records of `name` for `query_type` (A or AAAA) among `addresses`.
+    fn address_records(
+        &self,
+        name: &Name,
+        query_type: RecordType,
+        addresses: &[IpAddr],
+    ) -> Vec<Record> {
+        addresses
+            .iter()
+            .filter_map(|address| match (query_type, address.to_canonical()) {
+                (RecordType::A, IpAddr::V4(v4)) => Some(RData::A(A(v4))),
+                (RecordType::AAAA, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(v6))),
+                _ => None,
+            })
+            .map(|rdata| Record::from_rdata(name.clone(), self.ttl, rdata))
+            .collect()
     }
 
     /// Largest UDP payload this server sends, whatever the client advertises.
@@ -203,15 +244,32 @@ impl Zone {
             match query.query_type {
                 RecordType::SOA => response.answers.push(self.soa_record(generation, self.ttl)),
                 RecordType::NS => {
-                    for ns in &self.nameservers {
+                    for (ns, addresses) in &self.nameservers {
                         response.answers.push(Record::from_rdata(
                             self.origin.clone(),
                             self.ttl,
                             RData::NS(NS(ns.clone())),
                         ));
+                        // Glue for in-zone nameservers: a resolver needs it to reach them.
+                        if self.origin.zone_of(ns) {
+                            for glue in [RecordType::A, RecordType::AAAA] {
+                                response
+                                    .additionals
+                                    .extend(self.address_records(ns, glue, addresses));
+                            }
+                        }
                     }
                 }
                 _ => self.negative(response, generation),
+            }
+            return (ResponseCode::NoError, Authoritative);
+        }
+        if let Some(addresses) = self.nameserver_addresses(&query.name) {
+            let answers = self.address_records(&query.name, query.query_type, addresses);
+            if answers.is_empty() {
+                self.negative(response, generation);
+            } else {
+                response.answers.extend(answers);
             }
             return (ResponseCode::NoError, Authoritative);
         }

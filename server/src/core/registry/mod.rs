@@ -28,7 +28,7 @@ use crate::config::HeartbeatSection;
 use crate::core::clock::Clock;
 use crate::core::metrics::Metrics;
 use crate::core::protocol::Hostname;
-use crate::store::{HostRecord, HostWrite, Pending, Store, StoreError};
+use crate::store::{HostRecord, HostWrite, Store, StoreError};
 
 /// Whether a host is reachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -323,21 +323,39 @@ impl Registry {
         self.publish_counts(&state);
     }
 
-    /// Submits the write-behind batch of heartbeat freshness, if any.
-    pub fn flush_freshness(&self) -> Option<Pending<u64>> {
-        let mut state = self.lock();
-        if state.stale_freshness.is_empty() {
-            return None;
+    /// Writes the write-behind batch of heartbeat freshness, if any.
+    /// When the store cannot take it (the database is away), keeps
+    /// its hosts stale so the next flush writes their freshness again.
+    pub async fn flush_freshness(&self) -> Result<(), StoreError> {
+        let (names, pending) = {
+            let mut state = self.lock();
+            if state.stale_freshness.is_empty() {
+                return Ok(());
+            }
+            let stale = std::mem::take(&mut state.stale_freshness);
+            let (names, refreshes): (Vec<Arc<str>>, Vec<(String, SystemTime)>) = stale
+                .into_iter()
+                .filter_map(|name| {
+                    let last_seen = state.hosts.get(&name)?.last_seen;
+                    let key = name.to_string();
+                    Some((name, (key, last_seen)))
+                })
+                .unzip();
+            (
+                names,
+                self.store.write_host(HostWrite::Freshness(refreshes)),
+            )
+        };
+        let result = pending.wait().await.map(drop);
+        if result.is_err() {
+            let mut state = self.lock();
+            for name in names {
+                if state.hosts.contains_key(&name) {
+                    state.stale_freshness.insert(name);
+                }
+            }
         }
-        let stale = std::mem::take(&mut state.stale_freshness);
-        let refreshes = stale
-            .into_iter()
-            .filter_map(|name| {
-                let host = state.hosts.get(&name)?;
-                Some((name.to_string(), host.last_seen))
-            })
-            .collect();
-        Some(self.store.write_host(HostWrite::Freshness(refreshes)))
+        result
     }
 
     /// One host by (case-insensitive) name.
