@@ -11,6 +11,7 @@
 //! - [`exposition`]: reading samples out of the metrics text, and `promtool check metrics`.
 //! - [`setup`]: the usual test configurations and token creation.
 //! - [`process`]: the real `prism-server` binary as a child process.
+//! - [`postgres`]: a throwaway PostgreSQL server in a temporary directory.
 //! - [`clock`]: network waits that keep a paused tokio clock still, so tests under
 //!   `#[tokio::test(start_paused = true)]` can use real loopback sockets.
 
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod dns;
 pub mod exposition;
 pub mod http;
+pub mod postgres;
 pub mod process;
 pub mod protocol;
 pub mod server;

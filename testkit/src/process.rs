@@ -18,6 +18,8 @@ const EXIT_POLL: Duration = Duration::from_millis(20);
 const REGISTRATION_LINE: &str = "prism-server listening for registrations on ";
 /// The start-up line that names the REST API address.
 const API_LINE: &str = "prism-server serving the REST API on ";
+/// The start-up line that names the DNS address.
+const DNS_LINE: &str = "prism-server answering DNS on ";
 
 /// `binary` run in `dir`, without the `PRISM_*` variables of the test's environment.
 pub fn prism_command(binary: &str, dir: &Path) -> Command {
@@ -39,12 +41,23 @@ pub struct ServerProcess {
     registration: SocketAddr,
     /// Where it serves the REST API.
     api: SocketAddr,
+    /// Where it answers DNS, when it was started with [`ServerProcess::start_with_dns`].
+    dns: Option<SocketAddr>,
 }
 
 impl ServerProcess {
     /// Spawns `command` (a `serve`) and waits until it has announced its registration and
     /// API addresses on stdout; fails the test (and kills it) when it does not within 30 s.
     pub fn start(command: &mut Command) -> Self {
+        Self::start_expecting(command, false)
+    }
+
+    /// Like [`ServerProcess::start`], and also waits for the DNS address (DNS enabled).
+    pub fn start_with_dns(command: &mut Command) -> Self {
+        Self::start_expecting(command, true)
+    }
+
+    fn start_expecting(command: &mut Command, with_dns: bool) -> Self {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -59,8 +72,8 @@ impl ServerProcess {
             }
         });
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let (mut registration, mut api) = (None, None);
-        while registration.is_none() || api.is_none() {
+        let (mut registration, mut api, mut dns) = (None, None, None);
+        while registration.is_none() || api.is_none() || (with_dns && dns.is_none()) {
             let Ok(line) =
                 received.recv_timeout(deadline.saturating_duration_since(Instant::now()))
             else {
@@ -69,19 +82,22 @@ impl ServerProcess {
                 let _ = child.wait();
                 panic!(
                     "prism-server did not announce its addresses (registration {registration:?}, \
-                     API {api:?}); exited: {exited:?}"
+                     API {api:?}, DNS {dns:?}); exited: {exited:?}"
                 );
             };
             if let Some(addr) = line.strip_prefix(REGISTRATION_LINE) {
                 registration = Some(parse_addr(addr));
             } else if let Some(addr) = line.strip_prefix(API_LINE) {
                 api = Some(parse_addr(addr));
+            } else if let Some(addr) = line.strip_prefix(DNS_LINE) {
+                dns = Some(parse_addr(addr));
             }
         }
         Self {
             child,
             registration: registration.expect("announced"),
             api: api.expect("announced"),
+            dns,
         }
     }
 
@@ -93,6 +109,17 @@ impl ServerProcess {
     /// Where the process serves the REST API.
     pub fn api_addr(&self) -> SocketAddr {
         self.api
+    }
+
+    /// Where the process answers DNS; fails the test unless it was started with
+    /// [`ServerProcess::start_with_dns`].
+    pub fn dns_addr(&self) -> SocketAddr {
+        self.dns.expect("started with start_with_dns")
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends signal `name` (e.g. `HUP`, `TERM`).

@@ -172,6 +172,17 @@ pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 fn with_maintenance(state: &ApiState, mut body: Value) -> Value {
     let config = state.config.get();
     let maintenance = &config.maintenance;
+    // Which node answered, on which store, and whether it runs offline detection: a load
+    // balancer or an operator reading one node's health needs to know which one it is.
+    body["node"] = Value::String(config.cluster.node_name.clone());
+    body["store"] = Value::String(
+        match config.database.store() {
+            Ok(crate::config::StoreChoice::Postgres(_)) => "postgresql",
+            _ => "sqlite",
+        }
+        .to_owned(),
+    );
+    body["leader"] = Value::Bool(state.metrics.cluster_leader.get() == 1);
     body["maintenance"] = Value::Bool(maintenance.enabled);
     if maintenance.enabled {
         body["maintenance_message"] = Value::String(maintenance.message.clone());
