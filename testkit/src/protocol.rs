@@ -107,6 +107,28 @@ impl Client {
         self.recv().await.expect("a response, not a close")
     }
 
+    /// Connects to `server`; `None` when nothing accepts there within [`IO_TIMEOUT`] (a
+    /// node that was killed), for tests that expect some attempts to fail.
+    pub async fn try_connect(server: SocketAddr) -> Option<Self> {
+        let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(server))
+            .await
+            .ok()?
+            .ok()?;
+        Some(Self { stream })
+    }
+
+    /// Sends `payload` as one frame and reads its response; `None` when the write fails or
+    /// the connection closes or stays silent for [`IO_TIMEOUT`] instead (the server died).
+    pub async fn try_call(&mut self, payload: &[u8]) -> Option<Response> {
+        tokio::time::timeout(IO_TIMEOUT, async {
+            self.stream.write_all(&frame(payload)).await.ok()?;
+            read_response(&mut self.stream).await
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// True when the server has closed the connection (after any unread responses).
     ///
     /// Waits on the server's own timers (e.g. its idle timeout) too, so this one wait lets a

@@ -50,6 +50,28 @@ pub(super) struct State {
     pub(super) generation: u64,
     /// The newest store change position applied to this registry.
     pub(super) applied: u64,
+    /// Changes from the feed for hosts with a write of this node's in flight: applied once
+    /// that write settles, if still newer (another node's registration that won the name).
+    pub(super) deferred: HashMap<Arc<str>, Deferred>,
+}
+
+/// A change from the feed waiting for this node's own write of the host to settle.
+#[derive(Debug, Clone)]
+pub(super) enum Deferred {
+    /// The host as another node stored it.
+    Record(crate::store::HostRecord),
+    /// Another node deleted it, at this change position.
+    Deleted(u64),
+}
+
+impl Deferred {
+    /// The change's position in the store.
+    pub(super) fn change(&self) -> u64 {
+        match self {
+            Self::Record(record) => record.change,
+            Self::Deleted(change) => *change,
+        }
+    }
 }
 
 pub(super) fn view(name: &Arc<str>, host: &Host) -> HostView {

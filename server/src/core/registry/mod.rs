@@ -310,16 +310,18 @@ impl Registry {
             host.in_flight = None;
             host.change = host.change.max(change);
             state.applied = state.applied.max(change);
-            return;
-        }
-        match undo.previous {
-            Some(previous) => state.put(undo.hostname, previous),
-            None => {
-                state.remove(&undo.hostname);
-                state.stale_freshness.remove(&undo.hostname);
+        } else {
+            match undo.previous {
+                Some(previous) => state.put(Arc::clone(&undo.hostname), previous),
+                None => {
+                    state.remove(&undo.hostname);
+                    state.stale_freshness.remove(&undo.hostname);
+                }
             }
+            state.generation += 1;
         }
-        state.generation += 1;
+        // What another node committed meanwhile (e.g. the registration that won the name).
+        self.apply_deferred(&mut state, &undo.hostname);
         self.publish_counts(&state);
     }
 

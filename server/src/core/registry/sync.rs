@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::hosts::{Host, State};
+use super::hosts::{Deferred, Host, State};
 use super::{HostStatus, Registry};
 use crate::store::HostRecord;
 
@@ -64,6 +64,12 @@ impl Registry {
     /// gone offline on another node. Returns whether it changed this registry.
     pub fn apply_stored(&self, record: HostRecord) -> bool {
         let mut state = self.lock();
+        if defer(&state, &record.hostname, record.change) {
+            state
+                .deferred
+                .insert(record.hostname.as_str().into(), Deferred::Record(record));
+            return false;
+        }
         if !newer_than_local(&state, &record.hostname, record.change) {
             state.applied = state.applied.max(record.change);
             return false;
@@ -76,6 +82,12 @@ impl Registry {
     /// Applies a deletion from the store's change feed.
     pub fn apply_deleted(&self, hostname: &str, change: u64) -> bool {
         let mut state = self.lock();
+        if defer(&state, hostname, change) {
+            state
+                .deferred
+                .insert(hostname.into(), Deferred::Deleted(change));
+            return false;
+        }
         state.applied = state.applied.max(change);
         if !newer_than_local(&state, hostname, change) {
             return false;
@@ -91,9 +103,10 @@ impl Registry {
     }
 
     /// Makes the registry what the store holds (`records`, every stored host): repairs
-    /// whatever the change feed missed. Hosts with a write of this node's in flight, and
-    /// hosts whose change is newer than everything in `records` (made after the snapshot),
-    /// are left alone. Returns how many hosts changed.
+    /// whatever the change feed missed. Hosts with a write of this node's in flight get
+    /// their stored record once that write settles; hosts whose change is newer than
+    /// everything in `records` (made after the snapshot) are left alone. Returns how many
+    /// hosts changed.
     pub fn reconcile(&self, records: Vec<HostRecord>) -> usize {
         let snapshot = records
             .iter()
@@ -104,6 +117,12 @@ impl Registry {
         let mut changed = 0;
         let mut state = self.lock();
         for record in records {
+            if defer(&state, &record.hostname, record.change) {
+                // Settles with this node's own write (a name another node may have won).
+                let name: Arc<str> = record.hostname.as_str().into();
+                state.deferred.insert(name, Deferred::Record(record));
+                continue;
+            }
             let differs = state
                 .hosts
                 .get(record.hostname.as_str())
@@ -142,6 +161,27 @@ impl Registry {
         changed
     }
 
+    /// Applies the feed's change of `hostname` deferred while this node's own write was in
+    /// flight, now that it settled, if it is newer than what the registry holds.
+    pub(super) fn apply_deferred(&self, state: &mut State, hostname: &Arc<str>) {
+        let Some(deferred) = state.deferred.remove(hostname) else {
+            return;
+        };
+        if !newer_than_local(state, hostname, deferred.change()) {
+            return;
+        }
+        match deferred {
+            Deferred::Record(record) => self.put_record(state, record, Derive::Stored),
+            Deferred::Deleted(change) => {
+                state.applied = state.applied.max(change);
+                if state.remove(hostname).is_some() {
+                    state.stale_freshness.remove(hostname);
+                    state.generation += 1;
+                }
+            }
+        }
+    }
+
     /// The newest store change position this registry has applied.
     pub fn applied_position(&self) -> u64 {
         self.lock().applied
@@ -151,6 +191,20 @@ impl Registry {
     pub fn offline_after(&self) -> Duration {
         self.offline_after
     }
+}
+
+/// Whether a feed change at `change` of `hostname` must wait: this node has a write of the
+/// host in flight, and no newer change is deferred already.
+fn defer(state: &State, hostname: &str, change: u64) -> bool {
+    let in_flight = state
+        .hosts
+        .get(hostname)
+        .is_some_and(|host| host.in_flight.is_some());
+    in_flight
+        && state
+            .deferred
+            .get(hostname)
+            .is_none_or(|deferred| deferred.change() < change)
 }
 
 /// Whether a change at `change` of `hostname` is news to `state`: the host is unknown, or

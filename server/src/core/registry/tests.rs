@@ -185,6 +185,88 @@ async fn when_the_creating_write_fails_every_waiter_gets_the_error_and_the_host_
     assert!(store.hosts().is_empty());
 }
 
+fn stored(hostname: &str, owner: &str, address: &str, change: u64) -> crate::store::HostRecord {
+    crate::store::HostRecord {
+        hostname: hostname.into(),
+        owner: owner.into(),
+        address: ip(address),
+        first_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        last_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        offline: false,
+        change,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_name_another_node_won_while_our_write_was_in_flight_shows_the_winner() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    store.hold_writes();
+    let loser = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            registry
+                .register(&name("web"), &owner("bob"), ip("192.0.2.2"))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The winner's commit arrives on the feed before this node's store answer.
+    assert!(!registry.apply_stored(stored("web", "alice", "192.0.2.1", 7)));
+    store.release_writes(false);
+
+    assert!(loser.await.expect("task").is_err());
+    let shown = registry.get("web").expect("the winner's host is shown");
+    assert_eq!((&*shown.owner, shown.address), ("alice", ip("192.0.2.1")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resync_during_our_write_shows_the_stored_winner_once_it_fails() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    store.hold_writes();
+    let loser = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            registry
+                .register(&name("web"), &owner("bob"), ip("192.0.2.2"))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The winner committed before this node listened: only a resync carries it.
+    registry.reconcile(vec![stored("web", "alice", "192.0.2.1", 7)]);
+    store.release_writes(false);
+
+    assert!(loser.await.expect("task").is_err());
+    let shown = registry.get("web").expect("the stored winner is shown");
+    assert_eq!(&*shown.owner, "alice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_change_from_the_feed_applies_after_our_write_commits() {
+    let store = MemoryStore::new();
+    let registry = registry(&store);
+    store.hold_writes();
+    let ours = {
+        let registry = Arc::clone(&registry);
+        tokio::spawn(async move {
+            registry
+                .register(&name("web"), &owner("alice"), ip("192.0.2.1"))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Another node moved the host after our write committed (a later change position).
+    registry.apply_stored(stored("web", "alice", "192.0.2.9", 100));
+    store.release_writes(true);
+
+    assert_eq!(ours.await.expect("task"), Ok(Outcome::Registered));
+    assert_eq!(registry.get("web").expect("shown").address, ip("192.0.2.9"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_heartbeat_from_the_new_address_waits_for_the_move_and_shares_its_failure() {
     let store = MemoryStore::new();
