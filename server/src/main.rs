@@ -12,7 +12,7 @@ use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
 use prism_server::config::{ConfigSources, LiveConfig};
 use prism_server::core::tokens;
-use prism_server::shell::{descriptors, dns};
+use prism_server::shell::{api, descriptors, dns};
 use prism_server::store::{PostgresStore, SqliteStore, Store};
 use prism_server::{Config, Listeners, Metrics, Node, SystemClock, serve};
 use tokio_util::sync::CancellationToken;
@@ -239,12 +239,18 @@ async fn run_server(
         .with_context(|| format!("cannot listen for registrations on {registration_addr}"))?;
     let bound = listener.local_addr()?;
     let api_addr = SocketAddr::new(config.server.host, config.server.api_port);
-    let api_listener = tokio::net::TcpListener::bind(api_addr)
+    // The API's socket belongs to its own low-priority runtime, readiness events included.
+    let api_runtime =
+        api::runtime(config.api.worker_threads).context("cannot start the API's runtime")?;
+    let api_listener = api_runtime
+        .spawn(tokio::net::TcpListener::bind(api_addr))
         .await
+        .context("the API's runtime stopped")?
         .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
     let api_bound = api_listener.local_addr()?;
     let mut listeners = Listeners::new(listener);
     listeners.api = Some(api_listener);
+    listeners.api_runtime = Some(api_runtime.handle());
     let dns_bound = if config.dns.enabled {
         let sockets = dns::bind(
             config.server.host,
@@ -290,6 +296,8 @@ async fn run_server(
     serve(node, listeners, shutdown_signal()).await;
     stop_reload.cancel();
     let _ = reload_task.await;
+    // `serve` waited for the API's tasks; dropping the runtime ends its idle threads.
+    drop(api_runtime);
     Ok(())
 }
 

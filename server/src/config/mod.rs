@@ -221,6 +221,9 @@ pub struct ApiSection {
     pub body_timeout_secs: u64,
     /// Seconds a write to an API connection may stay blocked (the client does not read).
     pub write_timeout_secs: u64,
+    /// Threads of the API's own runtime, which runs at a lower CPU priority than
+    /// registrations and DNS so that API reads can never delay a heartbeat.
+    pub worker_threads: usize,
 }
 
 impl Default for ApiSection {
@@ -231,6 +234,7 @@ impl Default for ApiSection {
             header_timeout_secs: 10,
             body_timeout_secs: 10,
             write_timeout_secs: 10,
+            worker_threads: 1,
         }
     }
 }

@@ -46,6 +46,7 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
     problems.at_least("api.header_timeout_secs", api.header_timeout_secs, 1);
     problems.at_least("api.body_timeout_secs", api.body_timeout_secs, 1);
     problems.at_least("api.write_timeout_secs", api.write_timeout_secs, 1);
+    problems.at_least("api.worker_threads", api.worker_threads, 1);
     if let Err(reason) = config.database.store() {
         problems.push("database.url", reason);
     }

@@ -37,6 +37,9 @@ pub struct Listeners<L, U = tokio::net::UdpSocket> {
     pub dns_tcp: Option<L>,
     /// REST API and `/metrics` (`server.api_port`, 8081 by default). `None`: no API.
     pub api: Option<L>,
+    /// The runtime the API's tasks run on (the binary's low-priority one, see
+    /// [`super::api::runtime`]). `None`: the caller's runtime.
+    pub api_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<L> Listeners<L> {
@@ -47,6 +50,7 @@ impl<L> Listeners<L> {
             dns_udp: Vec::new(),
             dns_tcp: None,
             api: None,
+            api_runtime: None,
         }
     }
 }
@@ -99,12 +103,16 @@ pub async fn serve<L: Listener, U: Datagram>(
         }
     }
     if let Some(listener) = listeners.api {
-        connections.spawn(api::serve(
+        let api = api::serve(
             ApiState::of(&node),
             listener,
             stop_connections.clone(),
             connections.clone(),
-        ));
+        );
+        match &listeners.api_runtime {
+            Some(runtime) => connections.spawn_on(api, runtime),
+            None => connections.spawn(api),
+        };
     }
     let shell = Arc::new(Registrations {
         frames: node.frames(),

@@ -8,6 +8,7 @@ mod conn;
 mod error;
 mod gate;
 mod handlers;
+mod runtime;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use rand::RngCore;
 pub use conn::{serve, serve_connection};
 pub use error::ApiError;
 pub use gate::{MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADERS, MAX_URI_BYTES};
+pub use runtime::{API_NICE_INCREMENT, ApiRuntime, runtime};
 
 use crate::config::LiveConfig;
 use crate::core::auth::Authenticator;
