@@ -7,6 +7,7 @@
 //! through a `deadpool-postgres` pool whose size and use feed the pool gauges; every
 //! operation is bounded in time, so a database that stops answering reads as an error.
 
+mod expiry;
 mod feed;
 mod leader;
 mod schema;
@@ -20,11 +21,11 @@ use tokio::sync::oneshot;
 use tokio_postgres::NoTls;
 
 use super::{
-    ChangeFeed, Due, DueAction, Expired, HostRecord, HostWrite, Pending, Store, StoreError,
-    TokenHash, TokenRecord,
+    ChangeFeed, Due, Expired, HostRecord, HostWrite, Pending, Store, StoreError, TokenHash,
+    TokenRecord,
 };
 use crate::core::Metrics;
-use crate::core::clock::{from_unix_millis, unix_millis};
+use crate::core::clock::unix_millis;
 use leader::Leader;
 use schema::{HOST_COLUMNS, TOKEN_COLUMNS, host_from_row, migrate, position, token_from_row};
 
@@ -236,117 +237,7 @@ impl Store for PostgresStore {
     }
 
     fn expire(&self, due: Vec<Due>) -> Pending<Vec<Expired>> {
-        self.run("expire", move |mut client| async move {
-            let (mut offline, mut delete) = (Vec::new(), Vec::new());
-            for host in &due {
-                let entry = (host.hostname.clone(), millis(host.seen_before));
-                match host.action {
-                    DueAction::GoOffline => offline.push(entry),
-                    DueAction::Delete => delete.push(entry),
-                }
-            }
-            let tx = client.transaction().await?;
-            let mut done = std::collections::HashMap::new();
-            if !offline.is_empty() {
-                let (names, cutoffs): (Vec<String>, Vec<i64>) = offline.into_iter().unzip();
-                for row in tx
-                    .query(
-                        "UPDATE hosts SET offline = true, change = nextval('prism_change')
-                         FROM unnest($1::text[], $2::bigint[]) AS due(hostname, cutoff)
-                         WHERE hosts.hostname = due.hostname AND NOT hosts.offline
-                           AND hosts.last_seen_ms <= due.cutoff
-                         RETURNING hosts.hostname, hosts.change",
-                        &[&names, &cutoffs],
-                    )
-                    .await?
-                {
-                    done.insert(row.try_get::<_, String>(0)?, position(row.try_get(1)?));
-                }
-            }
-            if !delete.is_empty() {
-                let (names, cutoffs): (Vec<String>, Vec<i64>) = delete.into_iter().unzip();
-                let deleted: Vec<String> = tx
-                    .query(
-                        "DELETE FROM hosts USING unnest($1::text[], $2::bigint[]) AS due(hostname, cutoff)
-                         WHERE hosts.hostname = due.hostname AND hosts.offline
-                           AND hosts.last_seen_ms <= due.cutoff
-                         RETURNING hosts.hostname",
-                        &[&names, &cutoffs],
-                    )
-                    .await?
-                    .iter()
-                    .map(|row| row.try_get(0))
-                    .collect::<Result<_, _>>()?;
-                for row in tx
-                    .query(
-                        "SELECT hostname, max(change) FROM deleted_hosts
-                         WHERE hostname = ANY($1) GROUP BY hostname",
-                        &[&deleted],
-                    )
-                    .await?
-                {
-                    done.insert(row.try_get::<_, String>(0)?, position(row.try_get(1)?));
-                }
-                let horizon = millis(SystemTime::now() - TOMBSTONE_RETENTION);
-                tx.execute(
-                    "DELETE FROM deleted_hosts WHERE deleted_at_ms < $1",
-                    &[&horizon],
-                )
-                .await?;
-            }
-            let rest: Vec<String> = due
-                .iter()
-                .filter(|host| !done.contains_key(&host.hostname))
-                .map(|host| host.hostname.clone())
-                .collect();
-            let mut stored = std::collections::HashMap::new();
-            if !rest.is_empty() {
-                for row in tx
-                    .query(
-                        "SELECT hostname, last_seen_ms, offline, change FROM hosts WHERE hostname = ANY($1)",
-                        &[&rest],
-                    )
-                    .await?
-                {
-                    stored.insert(
-                        row.try_get::<_, String>(0)?,
-                        (
-                            row.try_get::<_, i64>(1)?,
-                            row.try_get::<_, bool>(2)?,
-                            position(row.try_get(3)?),
-                        ),
-                    );
-                }
-            }
-            tx.commit().await?;
-            Ok(due
-                .into_iter()
-                .map(|host| {
-                    if let Some(change) = done.get(&host.hostname) {
-                        return Expired::Done {
-                            change: *change,
-                            hostname: host.hostname,
-                        };
-                    }
-                    match stored.get(&host.hostname) {
-                        // Another sweeper marked it offline already: the verdict stands.
-                        Some((_, true, change)) if host.action == DueAction::GoOffline => {
-                            Expired::Done {
-                                change: *change,
-                                hostname: host.hostname,
-                            }
-                        }
-                        Some((last_seen, _, _)) => Expired::SeenSince {
-                            last_seen: from_unix_millis(*last_seen),
-                            hostname: host.hostname,
-                        },
-                        None => Expired::Gone {
-                            hostname: host.hostname,
-                        },
-                    }
-                })
-                .collect())
-        })
+        self.run("expire", move |client| expiry::expire(client, due))
     }
 
     fn load_hosts(&self) -> Pending<Vec<HostRecord>> {
