@@ -19,6 +19,8 @@ pub const RELOADABLE_KEYS: &[&str] = &[
     "logging.level",
     "rate_limit.registrations_per_minute",
     "rate_limit.burst",
+    "rate_limit.min_heartbeat_interval_secs",
+    "rate_limit.heartbeat_burst",
     "maintenance.enabled",
     "maintenance.message",
 ];

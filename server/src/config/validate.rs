@@ -102,8 +102,24 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         64,
         16 * 1024 * 1024,
     );
-    if config.rate_limit.registrations_per_minute > 0 {
-        problems.at_least("rate_limit.burst", config.rate_limit.burst, 1);
+    let rate_limit = &config.rate_limit;
+    if rate_limit.registrations_per_minute > 0 {
+        problems.at_least("rate_limit.burst", rate_limit.burst, 1);
+    }
+    if let Some(secs) = rate_limit.min_heartbeat_interval_secs {
+        let interval = heartbeat.interval as f64;
+        if !(secs.is_finite() && (0.0..=interval).contains(&secs)) {
+            problems.push(
+                "rate_limit.min_heartbeat_interval_secs",
+                format!(
+                    "{secs} is out of range; accepted: 0 (no limit) to heartbeat.interval \
+                     ({interval} s), or unset for a quarter of heartbeat.interval"
+                ),
+            );
+        }
+    }
+    if !rate_limit.min_heartbeat_interval(heartbeat).is_zero() {
+        problems.at_least("rate_limit.heartbeat_burst", rate_limit.heartbeat_burst, 1);
     }
     problems.at_least("auth.refresh_ms", config.auth.refresh_ms, 1);
     if let Err(reason) = check_log_filter(&config.logging.level) {
