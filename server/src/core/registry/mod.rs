@@ -406,6 +406,20 @@ impl Registry {
             .map(|(name, host)| view(name, host))
     }
 
+    /// Whether any host (any online one, unless `include_offline`) is named
+    /// `<labels>.<hostname>`. Reads the listing index, never the lock heartbeats take.
+    pub fn has_hosts_under(&self, hostname: &str, include_offline: bool) -> bool {
+        let name = if hostname.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(hostname.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(hostname)
+        };
+        self.listing
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .any_below(&name, include_offline)
+    }
+
     /// Registered, online and offline counts.
     pub fn counts(&self) -> HostCounts {
         let state = self.lock();
