@@ -1,5 +1,6 @@
 //! The `prism-server` command: `serve` (the default) and `token create|list|revoke`.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,10 +8,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use prism_server::config::StoreChoice;
 use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
 use prism_server::config::{ConfigSources, LiveConfig};
+use prism_server::config::{LogFormat, StoreChoice};
 use prism_server::core::tokens;
 use prism_server::shell::{descriptors, dns};
 use prism_server::store::{PostgresStore, SqliteStore, Store};
@@ -145,9 +146,29 @@ fn main() -> ExitCode {
     let filter =
         EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(filter);
+    // Colour codes only for a person at a terminal: in a file or a pipe they are noise.
+    let (text, json) = match config.logging.format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(text)
+        .with(json)
         .init();
     let set_log_filter: LogFilterSetter = Box::new(move |level: &str| {
         let filter = EnvFilter::try_new(level).map_err(|err| err.to_string())?;

@@ -433,18 +433,32 @@ pub struct MaintenanceSection {
     pub message: String,
 }
 
-/// `logging.*`: log output.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (coloured only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `logging.*`: log output (on stderr).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoggingSection {
     /// A `tracing` filter such as `info` or `prism_server=debug`.
     pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
 }
 
 impl Default for LoggingSection {
     fn default() -> Self {
         Self {
             level: "info".to_owned(),
+            format: LogFormat::Text,
         }
     }
 }
