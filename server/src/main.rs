@@ -20,14 +20,31 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
+/// Examples and exit codes, shown after the options by `--help`.
+const AFTER_HELP: &str = "\
+Examples:
+  prism-server                                   serve with the defaults (./data/prism.db)
+  prism-server token create --owner ops          create a registration token (printed once)
+  prism-server serve --dns-port 53 --dns-zone dyn.example.net.
+                                                 production DNS on port 53 for your zone
+  prism-server serve --database-url postgres://prism@db:5432/prism --node-name edge-1
+                                                 one node of a cluster on PostgreSQL
+  prism-server check-config --config prism.yaml --print
+                                                 validate a configuration and show it merged
+
+Exit status:
+  0  success (check-config: the configuration is valid)
+  1  the configuration is invalid, or the server or command failed
+  2  the command line is wrong: an unknown flag or subcommand, a flag value of the wrong form";
+
 /// Prism managed dynamic-DNS server.
 ///
 /// Without a subcommand, `serve` runs with its defaults: registrations on 0.0.0.0:8080, the
-/// REST API on 0.0.0.0:8081 and the SQLite database ./data/prism.db (created on first start).
-/// Settings come from flags, then PRISM_<SECTION>_<KEY> environment variables, then the
-/// configuration file, then defaults (see docs/CONFIGURATION.md).
+/// REST API on 0.0.0.0:8081, DNS on port 5353 and the SQLite database ./data/prism.db
+/// (created on first start). Settings come from flags, then PRISM_<SECTION>_<KEY> environment
+/// variables, then the configuration file, then defaults (see docs/CONFIGURATION.md).
 #[derive(Parser)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about, after_help = AFTER_HELP)]
 struct Cli {
     /// Configuration file (YAML). Default: prism.yaml in the working directory, if present.
     #[arg(
@@ -41,6 +58,10 @@ struct Cli {
     /// SQLite database file (database.path).
     #[arg(long, global = true, value_name = "PATH")]
     database_path: Option<PathBuf>,
+    /// Database URL (database.url): postgres://USER[:PASSWORD]@HOST:PORT/DB selects
+    /// PostgreSQL, shared by the nodes of a cluster; sqlite:PATH an SQLite file.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -50,8 +71,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
+    #[command(after_help = AFTER_HELP)]
     Serve(ServeArgs),
     /// Validate the configuration without starting; exit 0 when valid, 1 otherwise.
+    #[command(after_help = AFTER_HELP)]
     CheckConfig {
         /// The same flags as `serve`, so the exact command line can be checked.
         #[command(flatten)]
@@ -92,6 +115,16 @@ struct ServeArgs {
     /// Log filter (logging.level), e.g. info or prism_server=debug.
     #[arg(long)]
     log_level: Option<String>,
+    /// DNS port, UDP and TCP (dns.port; default 5353, which is also the port of multicast
+    /// DNS (mDNS) on many machines; production uses 53; 0 picks a free port).
+    #[arg(long, value_name = "PORT")]
+    dns_port: Option<u16>,
+    /// The zone answered for (dns.zone), e.g. dyn.example.net.
+    #[arg(long, value_name = "ZONE")]
+    dns_zone: Option<String>,
+    /// This node's name (cluster.node_name; default: the machine's hostname).
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +156,9 @@ fn main() -> ExitCode {
             "--database-path",
             path.display().to_string(),
         );
+    }
+    if let Some(url) = &cli.database_url {
+        sources.flag("database.url", "--database-url", url.as_str());
     }
     let serve_args = match &cli.command {
         Some(Command::Serve(args)) => Some(args.clone()),
@@ -217,6 +253,15 @@ fn add_serve_flags(sources: &mut ConfigSources, args: &ServeArgs) {
     }
     if let Some(level) = &args.log_level {
         sources.flag("logging.level", "--log-level", level.as_str());
+    }
+    if let Some(port) = args.dns_port {
+        sources.flag("dns.port", "--dns-port", port);
+    }
+    if let Some(zone) = &args.dns_zone {
+        sources.flag("dns.zone", "--dns-zone", zone.as_str());
+    }
+    if let Some(name) = &args.node_name {
+        sources.flag("cluster.node_name", "--node-name", name.as_str());
     }
 }
 
