@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -10,8 +10,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
-use prism_server::config::{ConfigSources, LiveConfig};
-use prism_server::config::{LogFormat, StoreChoice};
+use prism_server::config::{AuthMode, LogFormat, StoreChoice};
+use prism_server::config::{ConfigSources, LiveConfig, redact_password};
 use prism_server::core::tokens;
 use prism_server::shell::{descriptors, dns};
 use prism_server::store::{PostgresStore, SqliteStore, Store};
@@ -299,6 +299,23 @@ async fn run_server(
     tracing::debug!(open_files, "open-file limit");
     let metrics = Metrics::new()?;
     let store = open_store(&config, Some(metrics.clone())).await?;
+    announce(format_args!(
+        "prism-server using database {}",
+        database_location(&config)
+    ));
+    if config.auth.mode == AuthMode::Token {
+        let tokens = store.list_tokens().wait().await?;
+        if tokens.iter().all(|token| token.revoked_at.is_some()) {
+            announce(format_args!(
+                "prism-server: no registration token exists yet, so no host can register. \
+                 Create one (it is printed once) with:"
+            ));
+            announce(format_args!(
+                "  {}",
+                token_create_command(&config, sources.file.as_deref())
+            ));
+        }
+    }
     let registration_addr = SocketAddr::new(config.server.host, config.server.tcp_port);
     let listener = tokio::net::TcpListener::bind(registration_addr)
         .await
@@ -393,6 +410,8 @@ async fn open_store(config: &Config, metrics: Option<Metrics>) -> anyhow::Result
 
 async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(config, None).await?;
+    // stdout of `token create` is the token alone, for scripts; the rest goes to stderr.
+    eprintln!("prism-server using database {}", database_location(config));
     let store = store.as_ref();
     let now = std::time::SystemTime::now();
     match command {
@@ -416,6 +435,67 @@ async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// Where the store `config` selects lives, for people: the SQLite file's absolute path, or
+/// the PostgreSQL URL without its password.
+fn database_location(config: &Config) -> String {
+    match config.database.store() {
+        Ok(StoreChoice::Sqlite(path)) => format!("{} (SQLite)", absolute(&path).display()),
+        Ok(StoreChoice::Postgres(url)) => format!("{} (PostgreSQL)", redact_password(&url)),
+        Err(_) => config.database.url.clone(),
+    }
+}
+
+/// `path` made absolute (symbolic links resolved once the file exists).
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The `token create` command that reaches the database `config` selects, from any working
+/// directory: the configuration file and the database as absolute paths.
+fn token_create_command(config: &Config, file: Option<&Path>) -> String {
+    let mut command = "prism-server token create --owner OWNER".to_owned();
+    if let Some(file) = file {
+        command.push_str(" --config ");
+        command.push_str(&shell_quoted(&absolute(file).display().to_string()));
+    }
+    match config.database.store() {
+        // The flag that names it in the configuration, so it also beats the environment.
+        Ok(StoreChoice::Sqlite(path)) if config.database.url.trim().is_empty() => {
+            command.push_str(" --database-path ");
+            command.push_str(&shell_quoted(&absolute(&path).display().to_string()));
+        }
+        Ok(StoreChoice::Sqlite(path)) => {
+            command.push_str(" --database-url ");
+            command.push_str(&shell_quoted(&format!(
+                "sqlite:{}",
+                absolute(&path).display()
+            )));
+        }
+        Ok(StoreChoice::Postgres(url)) if redact_password(&url) == url => {
+            command.push_str(" --database-url ");
+            command.push_str(&shell_quoted(&url));
+        }
+        // A URL with a password: the same database.url as this server, not printed here.
+        _ => command.push_str(" (with this server's database.url)"),
+    }
+    command
+}
+
+/// `word` as a POSIX shell reads it back: as is when it is plain, else in single quotes.
+fn shell_quoted(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@+=,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Prints a start-up line on stdout (operators and tests read the bound addresses there).

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Longest the binary may take to announce its addresses.
@@ -39,6 +39,8 @@ pub struct ServerProcess {
     registration: SocketAddr,
     /// Where it serves the REST API.
     api: SocketAddr,
+    /// Every line it has written on stdout so far.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -52,9 +54,14 @@ impl ServerProcess {
             .expect("spawn prism-server");
         let stdout = child.stdout.take().expect("prism-server's stdout");
         let (lines, received) = mpsc::channel();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&written);
         std::thread::spawn(move || {
             // Reads to the end, so later lines never meet a closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
                 let _ = lines.send(line);
             }
         });
@@ -82,7 +89,16 @@ impl ServerProcess {
             child,
             registration: registration.expect("announced"),
             api: api.expect("announced"),
+            stdout: written,
         }
+    }
+
+    /// Every line the process has written on stdout so far (the start-up lines included).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Where the process listens for registrations.
