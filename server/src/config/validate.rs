@@ -217,6 +217,27 @@ mod tests {
     }
 
     #[test]
+    fn a_minimum_heartbeat_interval_longer_than_the_interval_is_refused() {
+        let mut config = Config::default();
+        config.rate_limit.min_heartbeat_interval_secs = Some(61.0);
+        let problems = validate(&config);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "rate_limit.min_heartbeat_interval_secs");
+        assert!(
+            problems[0].1.contains("heartbeat.interval (60 s)"),
+            "{problems:?}"
+        );
+        config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
+        config.rate_limit.heartbeat_burst = 0;
+        assert!(
+            validate(&config).is_empty(),
+            "0 turns the limit (and its burst) off"
+        );
+        config.rate_limit.min_heartbeat_interval_secs = None;
+        assert_eq!(validate(&config)[0].0, "rate_limit.heartbeat_burst");
+    }
+
+    #[test]
     fn every_problem_is_reported_not_only_the_first() {
         let mut config = Config::default();
         config.server.max_connections = 0;
