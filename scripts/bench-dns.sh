@@ -37,6 +37,7 @@ trap cleanup EXIT
 # --- Prism -----------------------------------------------------------------------------
 PRISM_SERVER_HOST=127.0.0.1 PRISM_SERVER_API_PORT=0 PRISM_DNS_PORT=$PRISM_DNS_PORT \
 PRISM_LOGGING_LEVEL=warn PRISM_DNS_RRL_RESPONSES_PER_SECOND=0 \
+PRISM_RATE_LIMIT_MIN_HEARTBEAT_INTERVAL_SECS=0 \
   "$ROOT/target/release/prism-server" --auth-mode open --rate-limit 0 --tcp-port $REG_PORT \
   --database-path "$WORK/prism.db" >"$WORK/prism.out" 2>"$WORK/prism.err" &
 PIDS+=($!)

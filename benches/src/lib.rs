@@ -96,12 +96,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|err| panic!("cannot build a tokio runtime: {err}"))
 }
 
-/// A node over an empty in-memory store with open auth, no registration rate limit and no
+/// A node over an empty in-memory store with open auth, no registration rate limits and no
 /// DNS response rate limit.
 pub async fn open_node(metrics: Metrics, clock: Arc<dyn Clock>) -> Arc<Node> {
     let mut config = Config::default();
     config.auth.mode = AuthMode::Open;
     config.rate_limit.registrations_per_minute = 0;
+    config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
     // One benchmark client sends every query: response rate limiting would drop them.
     config.dns.rrl_responses_per_second = 0;
     Node::start(

@@ -557,9 +557,11 @@ fn summary_lines(text: &mut String, summary: &Summary) {
     if let Some(refused) = summary.errors_by_kind.get("rate_limited") {
         let _ = writeln!(
             text,
-            "  note            {refused} registrations were refused by the server's per-source \
-             rate limit (default 1000/min from one address, in every auth mode): lower --rate, \
-             or raise or disable the limit on the server for a load test (--rate-limit 0)"
+            "  note            {refused} registrations were refused by the server's rate limits \
+             (by default 1000 new names/min per source address, and per host one heartbeat per \
+             a quarter of heartbeat.interval after a burst of 3, in every auth mode): lower \
+             --rate, or disable the limits on the server for a load test (--rate-limit 0 and \
+             PRISM_RATE_LIMIT_MIN_HEARTBEAT_INTERVAL_SECS=0)"
         );
     }
 }

@@ -1,16 +1,17 @@
 //! The `prism-server` command: `serve` (the default) and `token create|list|revoke`.
 
+use std::io::IsTerminal;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use prism_server::config::StoreChoice;
 use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
-use prism_server::config::{ConfigSources, LiveConfig};
+use prism_server::config::{AuthMode, LogFormat, StoreChoice};
+use prism_server::config::{ConfigSources, LiveConfig, redact_password};
 use prism_server::core::tokens;
 use prism_server::shell::{api, descriptors, dns};
 use prism_server::store::{PostgresStore, SqliteStore, Store};
@@ -19,14 +20,31 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
+/// Examples and exit codes, shown after the options by `--help`.
+const AFTER_HELP: &str = "\
+Examples:
+  prism-server                                   serve with the defaults (./data/prism.db)
+  prism-server token create --owner ops          create a registration token (printed once)
+  prism-server serve --dns-port 53 --dns-zone dyn.example.net.
+                                                 production DNS on port 53 for your zone
+  prism-server serve --database-url postgres://prism@db:5432/prism --node-name edge-1
+                                                 one node of a cluster on PostgreSQL
+  prism-server check-config --config prism.yaml --print
+                                                 validate a configuration and show it merged
+
+Exit status:
+  0  success (check-config: the configuration is valid)
+  1  the configuration is invalid, or the server or command failed
+  2  the command line is wrong: an unknown flag or subcommand, a flag value of the wrong form";
+
 /// Prism managed dynamic-DNS server.
 ///
 /// Without a subcommand, `serve` runs with its defaults: registrations on 0.0.0.0:8080, the
-/// REST API on 0.0.0.0:8081 and the SQLite database ./data/prism.db (created on first start).
-/// Settings come from flags, then PRISM_<SECTION>_<KEY> environment variables, then the
-/// configuration file, then defaults (see docs/CONFIGURATION.md).
+/// REST API on 0.0.0.0:8081, DNS on port 5353 and the SQLite database ./data/prism.db
+/// (created on first start). Settings come from flags, then PRISM_<SECTION>_<KEY> environment
+/// variables, then the configuration file, then defaults (see docs/CONFIGURATION.md).
 #[derive(Parser)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about, after_help = AFTER_HELP)]
 struct Cli {
     /// Configuration file (YAML). Default: prism.yaml in the working directory, if present.
     #[arg(
@@ -40,6 +58,10 @@ struct Cli {
     /// SQLite database file (database.path).
     #[arg(long, global = true, value_name = "PATH")]
     database_path: Option<PathBuf>,
+    /// Database URL (database.url): postgres://USER[:PASSWORD]@HOST:PORT/DB selects
+    /// PostgreSQL, shared by the nodes of a cluster; sqlite:PATH an SQLite file.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
@@ -49,8 +71,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
+    #[command(after_help = AFTER_HELP)]
     Serve(ServeArgs),
     /// Validate the configuration without starting; exit 0 when valid, 1 otherwise.
+    #[command(after_help = AFTER_HELP)]
     CheckConfig {
         /// The same flags as `serve`, so the exact command line can be checked.
         #[command(flatten)]
@@ -91,6 +115,16 @@ struct ServeArgs {
     /// Log filter (logging.level), e.g. info or prism_server=debug.
     #[arg(long)]
     log_level: Option<String>,
+    /// DNS port, UDP and TCP (dns.port; default 5353, which is also the port of multicast
+    /// DNS (mDNS) on many machines; production uses 53; 0 picks a free port).
+    #[arg(long, value_name = "PORT")]
+    dns_port: Option<u16>,
+    /// The zone answered for (dns.zone), e.g. dyn.example.net.
+    #[arg(long, value_name = "ZONE")]
+    dns_zone: Option<String>,
+    /// This node's name (cluster.node_name; default: the machine's hostname).
+    #[arg(long, value_name = "NAME")]
+    node_name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +157,9 @@ fn main() -> ExitCode {
             path.display().to_string(),
         );
     }
+    if let Some(url) = &cli.database_url {
+        sources.flag("database.url", "--database-url", url.as_str());
+    }
     let serve_args = match &cli.command {
         Some(Command::Serve(args)) => Some(args.clone()),
         None => Some(cli.serve.clone()),
@@ -145,9 +182,29 @@ fn main() -> ExitCode {
     let filter =
         EnvFilter::try_new(&config.logging.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(filter);
+    // Colour codes only for a person at a terminal: in a file or a pipe they are noise.
+    let (text, json) = match config.logging.format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            ),
+        ),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(text)
+        .with(json)
         .init();
     let set_log_filter: LogFilterSetter = Box::new(move |level: &str| {
         let filter = EnvFilter::try_new(level).map_err(|err| err.to_string())?;
@@ -197,6 +254,15 @@ fn add_serve_flags(sources: &mut ConfigSources, args: &ServeArgs) {
     if let Some(level) = &args.log_level {
         sources.flag("logging.level", "--log-level", level.as_str());
     }
+    if let Some(port) = args.dns_port {
+        sources.flag("dns.port", "--dns-port", port);
+    }
+    if let Some(zone) = &args.dns_zone {
+        sources.flag("dns.zone", "--dns-zone", zone.as_str());
+    }
+    if let Some(name) = &args.node_name {
+        sources.flag("cluster.node_name", "--node-name", name.as_str());
+    }
 }
 
 /// `check-config`: the configuration already loaded and validated; report it.
@@ -233,6 +299,23 @@ async fn run_server(
     tracing::debug!(open_files, "open-file limit");
     let metrics = Metrics::new()?;
     let store = open_store(&config, Some(metrics.clone())).await?;
+    announce(format_args!(
+        "prism-server using database {}",
+        database_location(&config)
+    ));
+    if config.auth.mode == AuthMode::Token {
+        let tokens = store.list_tokens().wait().await?;
+        if tokens.iter().all(|token| token.revoked_at.is_some()) {
+            announce(format_args!(
+                "prism-server: no registration token exists yet, so no host can register. \
+                 Create one (it is printed once) with:"
+            ));
+            announce(format_args!(
+                "  {}",
+                token_create_command(&config, sources.file.as_deref())
+            ));
+        }
+    }
     let registration_addr = SocketAddr::new(config.server.host, config.server.tcp_port);
     let listener = tokio::net::TcpListener::bind(registration_addr)
         .await
@@ -335,6 +418,8 @@ async fn open_store(config: &Config, metrics: Option<Metrics>) -> anyhow::Result
 
 async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(config, None).await?;
+    // stdout of `token create` is the token alone, for scripts; the rest goes to stderr.
+    eprintln!("prism-server using database {}", database_location(config));
     let store = store.as_ref();
     let now = std::time::SystemTime::now();
     match command {
@@ -358,6 +443,67 @@ async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// Where the store `config` selects lives, for people: the SQLite file's absolute path, or
+/// the PostgreSQL URL without its password.
+fn database_location(config: &Config) -> String {
+    match config.database.store() {
+        Ok(StoreChoice::Sqlite(path)) => format!("{} (SQLite)", absolute(&path).display()),
+        Ok(StoreChoice::Postgres(url)) => format!("{} (PostgreSQL)", redact_password(&url)),
+        Err(_) => config.database.url.clone(),
+    }
+}
+
+/// `path` made absolute (symbolic links resolved once the file exists).
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The `token create` command that reaches the database `config` selects, from any working
+/// directory: the configuration file and the database as absolute paths.
+fn token_create_command(config: &Config, file: Option<&Path>) -> String {
+    let mut command = "prism-server token create --owner OWNER".to_owned();
+    if let Some(file) = file {
+        command.push_str(" --config ");
+        command.push_str(&shell_quoted(&absolute(file).display().to_string()));
+    }
+    match config.database.store() {
+        // The flag that names it in the configuration, so it also beats the environment.
+        Ok(StoreChoice::Sqlite(path)) if config.database.url.trim().is_empty() => {
+            command.push_str(" --database-path ");
+            command.push_str(&shell_quoted(&absolute(&path).display().to_string()));
+        }
+        Ok(StoreChoice::Sqlite(path)) => {
+            command.push_str(" --database-url ");
+            command.push_str(&shell_quoted(&format!(
+                "sqlite:{}",
+                absolute(&path).display()
+            )));
+        }
+        Ok(StoreChoice::Postgres(url)) if redact_password(&url) == url => {
+            command.push_str(" --database-url ");
+            command.push_str(&shell_quoted(&url));
+        }
+        // A URL with a password: the same database.url as this server, not printed here.
+        _ => command.push_str(" (with this server's database.url)"),
+    }
+    command
+}
+
+/// `word` as a POSIX shell reads it back: as is when it is plain, else in single quotes.
+fn shell_quoted(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-:@+=,".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// Prints a start-up line on stdout (operators and tests read the bound addresses there).

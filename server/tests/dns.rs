@@ -130,6 +130,48 @@ async fn offline_host_keeps_its_address_when_serve_offline_is_set() {
     server.shutdown().await;
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_name_with_hosts_below_it_is_nodata_until_they_go_offline() {
+    let mut config = open_config();
+    config.heartbeat.interval = 1;
+    config.heartbeat.timeout_multiplier = 1;
+    config.heartbeat.grace_period = 0;
+    config.heartbeat.check_interval = 0.05;
+    let server = dns_server(config).await;
+    let mut client = server.udp_client();
+    server.register("db.eu-west", None).await;
+
+    let empty_non_terminal = query(&mut client, &fqdn("eu-west"), RecordType::A).await;
+    assert_rcode(&empty_non_terminal, ResponseCode::NoError);
+    assert!(
+        empty_non_terminal.answers.is_empty(),
+        "{empty_non_terminal:?}"
+    );
+    assert!(
+        matches!(
+            empty_non_terminal.authorities.first().map(|r| &r.data),
+            Some(RData::SOA(_))
+        ),
+        "NODATA carries the SOA: {empty_non_terminal:?}"
+    );
+    let upper = query(&mut client, &fqdn("EU-WEST"), RecordType::AAAA).await;
+    assert_rcode(&upper, ResponseCode::NoError);
+    let unrelated = query(&mut client, &fqdn("us-east"), RecordType::A).await;
+    assert_rcode(&unrelated, ResponseCode::NXDomain);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.node().registry().counts().offline == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "host never went offline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let hidden = query(&mut client, &fqdn("eu-west"), RecordType::A).await;
+    assert_rcode(&hidden, ResponseCode::NXDomain);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn ipv6_host_answers_aaaa_and_nodata_for_a() {
     let server = TestServer::builder(open_config())

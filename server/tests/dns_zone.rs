@@ -30,6 +30,13 @@ impl ZoneView for Hosts {
     fn generation(&self) -> u64 {
         7
     }
+
+    fn has_hosts_under(&self, hostname: &str, include_offline: bool) -> bool {
+        let suffix = format!(".{hostname}");
+        self.0.iter().any(|(name, (_, status))| {
+            name.ends_with(&suffix) && (include_offline || *status == HostStatus::Online)
+        })
+    }
 }
 
 fn hosts() -> Hosts {
@@ -40,6 +47,10 @@ fn hosts() -> Hosts {
             (IpAddr::from([192, 0, 2, 2]), HostStatus::Online),
         ),
         ("gone", (IpAddr::from([192, 0, 2, 3]), HostStatus::Offline)),
+        (
+            "app.closed-site",
+            (IpAddr::from([192, 0, 2, 4]), HostStatus::Offline),
+        ),
     ]))
 }
 
@@ -76,6 +87,64 @@ fn hostnames_with_dots_resolve() {
 fn offline_hosts_are_nxdomain_by_default() {
     let response = respond(&request("gone.managed.prism.local.", RecordType::A));
     assert_eq!(response.metadata.response_code, ResponseCode::NXDomain);
+}
+
+#[test]
+fn an_empty_non_terminal_is_nodata_not_nxdomain() {
+    for query_type in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+        let response = respond(&request("eu-west.managed.prism.local.", query_type));
+        assert_eq!(
+            response.metadata.response_code,
+            ResponseCode::NoError,
+            "{query_type}: eu-west has db.eu-west below it (RFC 8020)"
+        );
+        assert!(response.answers.is_empty(), "{response:?}");
+        assert!(response.metadata.authoritative);
+        assert!(
+            matches!(
+                response.authorities.first().map(|r| &r.data),
+                Some(RData::SOA(_))
+            ),
+            "SOA in authority: {response:?}"
+        );
+    }
+}
+
+#[test]
+fn names_with_no_host_below_them_stay_nxdomain() {
+    for name in [
+        "us-east.managed.prism.local.",
+        "west.managed.prism.local.",
+        "x.db.eu-west.managed.prism.local.",
+        "eu.managed.prism.local.",
+    ] {
+        let response = respond(&request(name, RecordType::A));
+        assert_eq!(
+            response.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn offline_hosts_reveal_no_subtree_unless_offline_hosts_are_served() {
+    let closed = request("closed-site.managed.prism.local.", RecordType::A);
+    let hidden = respond(&closed);
+    assert_eq!(hidden.metadata.response_code, ResponseCode::NXDomain);
+    let serving_offline = Zone::from_config(
+        &DnsSection {
+            serve_offline: true,
+            ..DnsSection::default()
+        },
+        1000,
+    )
+    .expect("zone");
+    let shown = serving_offline
+        .respond(&closed, &hosts())
+        .expect("answered");
+    assert_eq!(shown.metadata.response_code, ResponseCode::NoError);
+    assert!(shown.answers.is_empty());
 }
 
 #[test]

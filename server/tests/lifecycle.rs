@@ -130,8 +130,11 @@ async fn offline_host_reconnects_with_its_new_address() {
 
 #[tokio::test(start_paused = true)]
 async fn moves_between_addresses_v4_and_v6_are_reported_and_stored() {
+    let mut config = open_auth();
+    // Four registrations of one host at one instant: past the per-host limit's burst.
+    config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
     let store = MemoryStore::new();
-    let server = start(open_auth(), &store, test_clock()).await;
+    let server = start(config, &store, test_clock()).await;
     register(&server, "web-01", "192.0.2.1").await;
     let to_v6 = register(&server, "web-01", "2001:db8::7").await;
     assert!(

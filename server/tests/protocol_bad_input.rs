@@ -255,10 +255,10 @@ async fn a_short_rate_limit_wait_is_rounded_up_never_to_zero() {
     let server = TestServer::builder(config).start().await;
     let mut client = server.connect().await;
     assert_eq!(
-        client.call(&registration("fast", None)).await.status,
+        client.call(&registration("fast-1", None)).await.status,
         Status::Success
     );
-    let refused = client.call(&registration("fast", None)).await;
+    let refused = client.call(&registration("fast-2", None)).await;
     assert_eq!(refused.status, Status::Error);
     let wait = refused
         .message

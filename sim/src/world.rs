@@ -111,12 +111,13 @@ pub struct World {
 }
 
 impl World {
-    /// A world for `scenario` with `seed`: open auth, no rate limit (every fleet node would
+    /// A world for `scenario` with `seed`: open auth, no rate limits (every fleet node would
     /// share a budget otherwise), 200 ms ticks and 1–20 ms message latency.
     pub fn new(scenario: &'static str, seed: u64) -> Self {
         let mut config = Config::default();
         config.auth.mode = AuthMode::Open;
         config.rate_limit.registrations_per_minute = 0;
+        config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
         Self {
             scenario,
             seed,
@@ -193,6 +194,7 @@ impl World {
                         dns_udp: vec![SimUdp(dns)],
                         dns_tcp: None,
                         api: None,
+                        api_runtime: None,
                     };
                     serve(core, listeners, std::future::pending()).await;
                     Ok(())

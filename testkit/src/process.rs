@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// Longest the binary may take to announce its addresses.
@@ -43,6 +43,8 @@ pub struct ServerProcess {
     api: SocketAddr,
     /// Where it answers DNS, when it was started with [`ServerProcess::start_with_dns`].
     dns: Option<SocketAddr>,
+    /// Every line it has written on stdout so far.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -65,9 +67,14 @@ impl ServerProcess {
             .expect("spawn prism-server");
         let stdout = child.stdout.take().expect("prism-server's stdout");
         let (lines, received) = mpsc::channel();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&written);
         std::thread::spawn(move || {
             // Reads to the end, so later lines never meet a closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
                 let _ = lines.send(line);
             }
         });
@@ -98,7 +105,16 @@ impl ServerProcess {
             registration: registration.expect("announced"),
             api: api.expect("announced"),
             dns,
+            stdout: written,
         }
+    }
+
+    /// Every line the process has written on stdout so far (the start-up lines included).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Where the process listens for registrations.

@@ -9,17 +9,19 @@ use prism_server::store::Store;
 use crate::clock::hold_clock;
 
 /// The defaults in open auth mode (any client may register any free name), without the
-/// rate limit.
+/// rate limits.
 pub fn open_config() -> Config {
     let mut config = token_config();
     config.auth.mode = AuthMode::Open;
     config
 }
 
-/// The defaults (token auth mode) without the rate limit.
+/// The defaults (token auth mode) without the rate limits (new names per source, heartbeats
+/// per host): tests register and heartbeat far faster than real clients.
 pub fn token_config() -> Config {
     let mut config = Config::default();
     config.rate_limit.registrations_per_minute = 0;
+    config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
     config
 }
 

@@ -112,6 +112,7 @@ impl TestServer {
         config.auth.mode = mode;
         if !setup.default_rate_limit {
             config.rate_limit.registrations_per_minute = 0;
+            config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
             // Every DNS query of a test comes from 127.0.0.1, far over one client's rate.
             config.dns.rrl_responses_per_second = 0;
         }

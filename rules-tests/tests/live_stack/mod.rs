@@ -51,6 +51,7 @@ impl PrismServer {
         let mut config = Config::default();
         config.auth.mode = AuthMode::Open;
         config.rate_limit.registrations_per_minute = 0;
+        config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
         config.server.idle_timeout_secs = 600;
         // Every fault connection comes from 127.0.0.1.
         config.server.max_connections_per_ip = 0;

@@ -30,7 +30,7 @@ pub struct Config {
     pub heartbeat: HeartbeatSection,
     /// Registration protocol limits.
     pub protocol: ProtocolSection,
-    /// Per-source-IP registration rate limit.
+    /// Rate limits on new names per source address and on heartbeats per host.
     pub rate_limit: RateLimitSection,
     /// Token authentication.
     pub auth: AuthSection,
@@ -351,14 +351,23 @@ impl Default for ProtocolSection {
     }
 }
 
-/// `rate_limit.*`: registrations allowed per source IP, across all its connections.
+/// `rate_limit.*`: what a source address or a host may not do too fast. Known hosts
+/// heartbeating at their interval are never limited, however many share one address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitSection {
-    /// Registrations per minute per source IP; 0 disables the limit.
+    /// Registrations that create a host not yet known, per minute per source IP (across all
+    /// its connections); 0 disables this limit.
     pub registrations_per_minute: u32,
-    /// Registrations a source IP may send at once before the per-minute pace applies.
+    /// New hosts a source IP may register at once before the per-minute pace applies.
     pub burst: u32,
+    /// Shortest interval, in seconds, between registrations of one known host (heartbeats,
+    /// moves) after `heartbeat_burst`; 0 disables this limit. Unset: a quarter of
+    /// `heartbeat.interval`.
+    pub min_heartbeat_interval_secs: Option<f64>,
+    /// Registrations of one known host that may come back to back (client retries) before
+    /// the minimum interval applies.
+    pub heartbeat_burst: u32,
 }
 
 impl Default for RateLimitSection {
@@ -366,6 +375,22 @@ impl Default for RateLimitSection {
         Self {
             registrations_per_minute: 1000,
             burst: 1000,
+            min_heartbeat_interval_secs: None,
+            heartbeat_burst: 3,
+        }
+    }
+}
+
+impl RateLimitSection {
+    /// Share of `heartbeat.interval` a host's heartbeats may come apart when
+    /// `min_heartbeat_interval_secs` is unset.
+    pub const DEFAULT_MIN_HEARTBEAT_SHARE: u32 = 4;
+
+    /// The minimum interval between registrations of one known host (zero: no limit).
+    pub fn min_heartbeat_interval(&self, heartbeat: &HeartbeatSection) -> Duration {
+        match self.min_heartbeat_interval_secs {
+            Some(secs) => Duration::try_from_secs_f64(secs).unwrap_or(Duration::ZERO),
+            None => Duration::from_secs(heartbeat.interval) / Self::DEFAULT_MIN_HEARTBEAT_SHARE,
         }
     }
 }
@@ -412,18 +437,32 @@ pub struct MaintenanceSection {
     pub message: String,
 }
 
-/// `logging.*`: log output.
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (coloured only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `logging.*`: log output (on stderr).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LoggingSection {
     /// A `tracing` filter such as `info` or `prism_server=debug`.
     pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
 }
 
 impl Default for LoggingSection {
     fn default() -> Self {
         Self {
             level: "info".to_owned(),
+            format: LogFormat::Text,
         }
     }
 }

@@ -19,6 +19,8 @@ pub const RELOADABLE_KEYS: &[&str] = &[
     "logging.level",
     "rate_limit.registrations_per_minute",
     "rate_limit.burst",
+    "rate_limit.min_heartbeat_interval_secs",
+    "rate_limit.heartbeat_burst",
     "maintenance.enabled",
     "maintenance.message",
 ];
@@ -211,10 +213,14 @@ mod tests {
         new.server.tcp_port = 1;
         new.maintenance.message = "ticket 42".into();
         new.rate_limit.burst = 3;
+        new.rate_limit.min_heartbeat_interval_secs = Some(2.5);
+        new.rate_limit.heartbeat_burst = 5;
         let effective = with_reloadable_keys(&Config::default(), &new);
         assert_eq!(effective.server.tcp_port, Config::default().server.tcp_port);
         assert_eq!(effective.maintenance.message, "ticket 42");
         assert_eq!(effective.rate_limit.burst, 3);
+        assert_eq!(effective.rate_limit.min_heartbeat_interval_secs, Some(2.5));
+        assert_eq!(effective.rate_limit.heartbeat_burst, 5);
     }
 
     #[test]

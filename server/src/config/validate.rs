@@ -103,8 +103,24 @@ pub fn validate(config: &Config) -> Vec<(String, String)> {
         64,
         16 * 1024 * 1024,
     );
-    if config.rate_limit.registrations_per_minute > 0 {
-        problems.at_least("rate_limit.burst", config.rate_limit.burst, 1);
+    let rate_limit = &config.rate_limit;
+    if rate_limit.registrations_per_minute > 0 {
+        problems.at_least("rate_limit.burst", rate_limit.burst, 1);
+    }
+    if let Some(secs) = rate_limit.min_heartbeat_interval_secs {
+        let interval = heartbeat.interval as f64;
+        if !(secs.is_finite() && (0.0..=interval).contains(&secs)) {
+            problems.push(
+                "rate_limit.min_heartbeat_interval_secs",
+                format!(
+                    "{secs} is out of range; accepted: 0 (no limit) to heartbeat.interval \
+                     ({interval} s), or unset for a quarter of heartbeat.interval"
+                ),
+            );
+        }
+    }
+    if !rate_limit.min_heartbeat_interval(heartbeat).is_zero() {
+        problems.at_least("rate_limit.heartbeat_burst", rate_limit.heartbeat_burst, 1);
     }
     problems.at_least("auth.refresh_ms", config.auth.refresh_ms, 1);
     if let Err(reason) = check_log_filter(&config.logging.level) {
@@ -199,6 +215,27 @@ mod tests {
         ] {
             assert_eq!(check_log_filter(good), Ok(()), "{good}");
         }
+    }
+
+    #[test]
+    fn a_minimum_heartbeat_interval_longer_than_the_interval_is_refused() {
+        let mut config = Config::default();
+        config.rate_limit.min_heartbeat_interval_secs = Some(61.0);
+        let problems = validate(&config);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "rate_limit.min_heartbeat_interval_secs");
+        assert!(
+            problems[0].1.contains("heartbeat.interval (60 s)"),
+            "{problems:?}"
+        );
+        config.rate_limit.min_heartbeat_interval_secs = Some(0.0);
+        config.rate_limit.heartbeat_burst = 0;
+        assert!(
+            validate(&config).is_empty(),
+            "0 turns the limit (and its burst) off"
+        );
+        config.rate_limit.min_heartbeat_interval_secs = None;
+        assert_eq!(validate(&config)[0].0, "rate_limit.heartbeat_burst");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::dns::{NamePolicy, NameRefused};
 use super::metrics::Metrics;
 use super::protocol::message::REGISTRATION;
 use super::protocol::{FrameError, Hostname, ParseError, Request, Response, Status};
-use super::ratelimit::{RateLimiter, RetryAfter};
+use super::ratelimit::{Limited, Limits, RefusalLog, SourceLimiter};
 use super::registry::{Outcome, RegisterError, Registry};
 use crate::config::LiveConfig;
 
@@ -35,13 +35,6 @@ pub struct Reply {
 enum Refusal {
     /// The payload is not a valid request.
     Parse(ParseError),
-    /// The source address sent too many registrations.
-    RateLimited {
-        /// When the next one will be allowed.
-        retry_after: Duration,
-        /// The limit in force.
-        per_minute: u32,
-    },
     /// The zone has no room for this hostname, or keeps it for itself.
     Name(Hostname, NameRefused),
     /// No valid token for a registration of this hostname.
@@ -58,8 +51,10 @@ pub struct Core {
     registry: Arc<Registry>,
     /// Token cache.
     auth: Arc<Authenticator>,
-    /// Per-source-IP limit, process-wide; its pace is read from `config` on every check.
-    rate_limiter: RateLimiter,
+    /// New names per source IP, process-wide; its pace is read from `config` on every check.
+    new_names: SourceLimiter,
+    /// Keeps rate-limit refusals to one log line per source and window.
+    refusal_log: RefusalLog,
     /// Message metrics.
     metrics: Metrics,
     /// Time source for durations and response timestamps.
@@ -82,7 +77,8 @@ impl Core {
         Self {
             registry,
             auth,
-            rate_limiter: RateLimiter::default(),
+            new_names: SourceLimiter::default(),
+            refusal_log: RefusalLog::default(),
             metrics,
             clock,
             config,
@@ -135,22 +131,14 @@ impl Core {
         Response::new(status, message, rfc3339(self.clock.wall()))
     }
 
-    /// Parse → rate limit → authorize → apply.
+    /// Parse → authorize → apply within the rate limits (the registry tells a new name,
+    /// which spends the source's budget, from a known host, which spends its own).
     async fn execute(
         &self,
         payload: &[u8],
         peer: IpAddr,
     ) -> Result<(Hostname, Principal, Outcome), Refusal> {
         let request = Request::parse(payload).map_err(Refusal::Parse)?;
-        let rate_limit = self.config.get().rate_limit.clone();
-        if let Err(RetryAfter(retry_after)) =
-            self.rate_limiter.check(peer, self.clock.now(), &rate_limit)
-        {
-            return Err(Refusal::RateLimited {
-                retry_after,
-                per_minute: rate_limit.registrations_per_minute,
-            });
-        }
         let principal = self
             .auth
             .authenticate(request.auth_token.as_deref())
@@ -158,9 +146,13 @@ impl Core {
         self.names
             .check(&request.hostname)
             .map_err(|err| Refusal::Name(request.hostname.clone(), err))?;
+        let limits = {
+            let config = self.config.get();
+            Limits::from_config(&config.rate_limit, &config.heartbeat, &self.new_names)
+        };
         let outcome = self
             .registry
-            .register(&request.hostname, &principal.owner, peer)
+            .register_within(&request.hostname, &principal.owner, peer, limits)
             .await
             .map_err(|err| Refusal::Register(request.hostname.clone(), err))?;
         Ok((request.hostname, principal, outcome))
@@ -204,7 +196,7 @@ impl Core {
 
     fn refuse(&self, refusal: Refusal, peer: IpAddr) -> Reply {
         let auth_refused = matches!(refusal, Refusal::Auth(..));
-        let (registration_status, message, close) = match refusal {
+        let (registration_status, reason, message, close) = match refusal {
             Refusal::Parse(err) => {
                 tracing::debug!(%peer, error = %err, "refused message");
                 let counted = !matches!(
@@ -213,43 +205,45 @@ impl Core {
                 );
                 (
                     counted.then_some("rejected"),
+                    "invalid_request",
                     err.to_string(),
                     err.closes_connection(),
                 )
             }
-            Refusal::RateLimited {
-                retry_after,
-                per_minute,
-            } => (
-                Some("rejected"),
-                format!(
-                    "rate limit exceeded for {peer}: at most {per_minute} registrations per \
-                     minute; retry in {}",
-                    retry_text(retry_after)
-                ),
-                false,
-            ),
             Refusal::Name(hostname, err) => {
                 tracing::info!(%peer, %hostname, error = %err, "hostname refused");
-                (Some("rejected"), err.to_string(), false)
+                (Some("rejected"), "name_refused", err.to_string(), false)
             }
             Refusal::Auth(hostname, err) => {
                 tracing::info!(%peer, %hostname, error = %err, "authentication failed");
-                (Some("rejected"), err.to_string(), false)
+                (Some("rejected"), "auth", err.to_string(), false)
+            }
+            Refusal::Register(hostname, RegisterError::Limited(limited)) => {
+                self.log_limited(peer, &hostname, limited);
+                (
+                    Some("rejected"),
+                    limited.reason(),
+                    limited_message(peer, &hostname, limited),
+                    false,
+                )
             }
             Refusal::Register(hostname, err) => {
                 tracing::warn!(%hostname, %peer, error = %err, "registration refused");
-                let status = match err {
-                    RegisterError::OwnedByOther(_) => "rejected",
-                    RegisterError::Store(_) => "failed",
+                let (status, reason) = match err {
+                    RegisterError::Store(_) => ("failed", "store"),
+                    _ => ("rejected", "owned_by_other"),
                 };
-                (Some(status), err.to_string(), false)
+                (Some(status), reason, err.to_string(), false)
             }
         };
         if let Some(status) = registration_status {
             self.metrics
                 .host_registrations
                 .with_label_values(&[status])
+                .inc();
+            self.metrics
+                .registrations_refused
+                .with_label_values(&[reason])
                 .inc();
         }
         Reply {
@@ -259,9 +253,48 @@ impl Core {
         }
     }
 
-    /// Forgets idle per-IP rate-limit entries (run periodically by the node's maintenance).
+    /// One warning per source and window for rate-limit refusals, with how many were left
+    /// out of the log since the previous one.
+    fn log_limited(&self, peer: IpAddr, hostname: &Hostname, limited: Limited) {
+        if let Some(suppressed) = self.refusal_log.record(peer, self.clock.now()) {
+            tracing::warn!(
+                source = %peer,
+                reason = limited.reason(),
+                %hostname,
+                suppressed,
+                "registrations refused by the rate limit (logged once a minute per source)"
+            );
+        }
+    }
+
+    /// Forgets idle per-IP rate-limit and refusal-log entries (run periodically by the
+    /// node's maintenance).
     pub(super) fn prune_rate_limits(&self) {
-        self.rate_limiter.prune(self.clock.now());
+        let now = self.clock.now();
+        self.new_names.prune(now);
+        self.refusal_log.prune(now);
+    }
+}
+
+/// The error message of a rate-limit refusal: which limit, and when to retry.
+fn limited_message(peer: IpAddr, hostname: &Hostname, limited: Limited) -> String {
+    match limited {
+        Limited::NewNames {
+            per_minute,
+            retry_after,
+        } => format!(
+            "rate limit exceeded for {peer}: at most {per_minute} new hostnames per minute \
+             from one address; '{hostname}' is not registered; retry in {}",
+            retry_text(retry_after)
+        ),
+        Limited::HeartbeatTooFast {
+            min_interval,
+            retry_after,
+        } => format!(
+            "rate limit exceeded for '{hostname}': heartbeats at most every {}; retry in {}",
+            retry_text(min_interval),
+            retry_text(retry_after)
+        ),
     }
 }
 

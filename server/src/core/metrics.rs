@@ -26,6 +26,20 @@ pub const LATENCY_BUCKETS: [f64; 15] = [
 pub const CONNECTION_BUCKETS: [f64; 10] =
     [0.01, 0.1, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 
+/// Every `reason` of `prism_registrations_refused_total`: a source address registering new
+/// names too fast, a host heartbeating too fast, a missing or invalid token, a hostname owned
+/// by another token's owner, a hostname the zone keeps or has no room for, a request with a
+/// bad field, a change the store could not make durable.
+pub const REFUSAL_REASONS: [&str; 7] = [
+    "new_names_rate",
+    "heartbeat_too_fast",
+    "auth",
+    "owned_by_other",
+    "name_refused",
+    "invalid_request",
+    "store",
+];
+
 /// Failure to build or encode metrics.
 #[derive(Debug, thiserror::Error)]
 #[error("metrics: {0}")]
@@ -71,6 +85,9 @@ pub struct Metrics {
     pub dns_rate_limited: IntCounterVec,
     /// `prism_host_registrations_total{status=success|rejected|failed}`.
     pub host_registrations: IntCounterVec,
+    /// `prism_registrations_refused_total{reason}`: refused registrations by why (see
+    /// [`REFUSAL_REASONS`]).
+    pub registrations_refused: IntCounterVec,
     /// `prism_host_updates_total{kind=heartbeat|ip_change|reconnection|offline}`.
     pub host_updates: IntCounterVec,
     /// `prism_heartbeat_timeouts_total`.
@@ -215,6 +232,11 @@ impl Metrics {
                 "New host registrations, by outcome.",
                 &["status"],
             )?,
+            registrations_refused: counter_vec(
+                "prism_registrations_refused_total",
+                "Registrations refused, by reason.",
+                &["reason"],
+            )?,
             host_updates: counter_vec(
                 "prism_host_updates_total",
                 "Changes to known hosts, by kind.",
@@ -292,6 +314,9 @@ impl Metrics {
         }
         for status in ["success", "rejected", "failed"] {
             self.host_registrations.with_label_values(&[status]);
+        }
+        for reason in REFUSAL_REASONS {
+            self.registrations_refused.with_label_values(&[reason]);
         }
         for kind in ["heartbeat", "ip_change", "reconnection", "offline"] {
             self.host_updates.with_label_values(&[kind]);

@@ -23,6 +23,9 @@ pub trait ZoneView {
     fn host(&self, hostname: &str) -> Option<HostView>;
     /// A number that increases with every change visible in DNS.
     fn generation(&self) -> u64;
+    /// Whether any host (any online one, unless `include_offline`) is named
+    /// `<labels>.<hostname>`, which makes `hostname` exist in the zone (RFC 8020).
+    fn has_hosts_under(&self, hostname: &str, include_offline: bool) -> bool;
 }
 
 impl ZoneView for Registry {
@@ -32,6 +35,10 @@ impl ZoneView for Registry {
 
     fn generation(&self) -> u64 {
         Registry::generation(self)
+    }
+
+    fn has_hosts_under(&self, hostname: &str, include_offline: bool) -> bool {
+        Registry::has_hosts_under(self, hostname, include_offline)
     }
 }
 
@@ -147,6 +154,13 @@ impl Zone {
             .iter()
             .find(|(ns, _)| ns == name && self.origin.zone_of(ns))
             .map(|(_, addresses)| addresses.as_slice())
+    }
+
+    /// Whether an in-zone nameserver's name lies strictly below `name`.
+    fn has_nameserver_below(&self, name: &Name) -> bool {
+        self.nameservers
+            .iter()
+            .any(|(ns, _)| ns != name && name.zone_of(ns) && self.origin.zone_of(ns))
     }
 
     /// Address records of `name` for `query_type` (A or AAAA) among `addresses`.
@@ -273,13 +287,24 @@ impl Zone {
             }
             return (ResponseCode::NoError, Authoritative);
         }
-        let host = self
-            .hostname_of(&query.name)
-            .and_then(|hostname| view.host(&hostname))
+        let hostname = self.hostname_of(&query.name);
+        let host = hostname
+            .as_deref()
+            .and_then(|hostname| view.host(hostname))
             .filter(|host| self.serve_offline || host.status == HostStatus::Online);
         let Some(host) = host else {
             self.negative(response, generation);
-            return (ResponseCode::NXDomain, Authoritative);
+            // A name with hosts (or nameservers) below it exists, even without records of
+            // its own: NODATA, never NXDOMAIN, which would deny the whole subtree (RFC 8020).
+            let exists = hostname
+                .is_some_and(|hostname| view.has_hosts_under(&hostname, self.serve_offline))
+                || self.has_nameserver_below(&query.name);
+            let rcode = if exists {
+                ResponseCode::NoError
+            } else {
+                ResponseCode::NXDomain
+            };
+            return (rcode, Authoritative);
         };
         let rdata = match (query.query_type, host.address.to_canonical()) {
             (RecordType::A, IpAddr::V4(v4)) => Some(RData::A(A(v4))),

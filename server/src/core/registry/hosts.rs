@@ -31,6 +31,10 @@ pub(super) struct Host {
     /// That change's write while it is not yet durable: every registration of the host waits
     /// for it before it is acknowledged.
     pub(super) in_flight: Option<InFlight>,
+    /// The theoretical arrival time of the host's next registration under the per-host
+    /// rate limit (see [`crate::core::ratelimit::Pace`]): kept here, so the check needs no
+    /// lookup of its own.
+    pub(super) pace: Instant,
 }
 
 #[derive(Default)]

@@ -1,9 +1,10 @@
 //! The listing index: host names in order, by owner and with their status, for the REST
-//! API's pages. It has its own lock, which the heartbeat path never takes (a heartbeat of
-//! an online host changes neither its name, its owner nor its status), and readers scan it
-//! in bounded chunks, so a listing never holds up registrations for longer than one chunk.
+//! API's pages, and the subtrees that dotted names make, for DNS. It has its own lock, which
+//! the heartbeat path never takes (a heartbeat of an online host changes neither its name,
+//! its owner nor its status), and readers scan it in bounded chunks, so a listing never
+//! holds up registrations for longer than one chunk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -21,6 +22,73 @@ pub(super) struct Listing {
     owners: HashMap<Arc<str>, OwnerHosts>,
     /// Hosts online, in all.
     online: usize,
+    /// Dotted hostnames by their labels in reverse, for "does any host live below this name".
+    subtrees: Subtrees,
+}
+
+/// Hostnames with more than one label, each stored with its labels reversed (`db.eu-west` as
+/// `eu-west.db`), so the names below `eu-west` are exactly the keys that start with
+/// `eu-west.`: one ordered lookup answers whether there are any. Single-label hostnames sit
+/// below no name of their own and are not kept.
+#[derive(Debug, Default)]
+struct Subtrees {
+    /// Every dotted host.
+    all: BTreeSet<Box<str>>,
+    /// Dotted hosts online.
+    online: BTreeSet<Box<str>>,
+}
+
+impl Subtrees {
+    fn insert(&mut self, name: &str, status: HostStatus) {
+        if !name.contains('.') {
+            return;
+        }
+        let key = reversed(name);
+        if status == HostStatus::Online {
+            self.online.insert(key.clone());
+        }
+        self.all.insert(key);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if !name.contains('.') {
+            return;
+        }
+        let key = reversed(name);
+        self.online.remove(&key);
+        self.all.remove(&key);
+    }
+
+    /// Whether a host (an online one unless `include_offline`) is named `<labels>.<name>`.
+    fn any_below(&self, name: &str, include_offline: bool) -> bool {
+        let mut prefix = String::with_capacity(name.len() + 1);
+        push_reversed(&mut prefix, name);
+        prefix.push('.');
+        let set = if include_offline {
+            &self.all
+        } else {
+            &self.online
+        };
+        set.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+            .next()
+            .is_some_and(|key| key.starts_with(&prefix))
+    }
+}
+
+/// `name` with its labels in reverse order.
+fn reversed(name: &str) -> Box<str> {
+    let mut out = String::with_capacity(name.len());
+    push_reversed(&mut out, name);
+    out.into_boxed_str()
+}
+
+fn push_reversed(out: &mut String, name: &str) {
+    for (index, label) in name.rsplit('.').enumerate() {
+        if index > 0 {
+            out.push('.');
+        }
+        out.push_str(label);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +117,7 @@ impl Listing {
         let hosts = self.owners.entry(Arc::clone(owner)).or_default();
         hosts.names.insert(Arc::clone(name), status);
         hosts.online += online;
+        self.subtrees.insert(name, status);
         self.all.insert(
             Arc::clone(name),
             Listed {
@@ -65,6 +134,7 @@ impl Listing {
         };
         let online = usize::from(old.status == HostStatus::Online);
         self.online -= online;
+        self.subtrees.remove(name);
         if let Some(hosts) = self.owners.get_mut(&old.owner) {
             hosts.names.remove(name);
             hosts.online -= online;
@@ -89,6 +159,13 @@ impl Listing {
             Some(HostStatus::Online) => online,
             Some(HostStatus::Offline) => all - online,
         }
+    }
+
+    /// Whether any host (any online one, unless `include_offline`) is named
+    /// `<labels>.<name>`: `name` is then an empty non-terminal or a host with hosts below it.
+    /// O(log n) in the dotted hosts.
+    pub(super) fn any_below(&self, name: &str, include_offline: bool) -> bool {
+        self.subtrees.any_below(name, include_offline)
     }
 
     /// Calls `visit` for up to [`SCAN_CHUNK`] hosts of `owner` (or everyone) after `after`
@@ -146,6 +223,36 @@ mod tests {
         listing.remove(&"c".into());
         assert_eq!(listing.count(Some("bob"), None), 0);
         assert_eq!(listing.count(None, Some(HostStatus::Online)), 1);
+    }
+
+    #[test]
+    fn names_below_follow_registrations_status_and_removals() {
+        let mut listing = Listing::default();
+        let owner: Arc<str> = "o".into();
+        let db: Arc<str> = "db.eu-west".into();
+        listing.set(&db, &owner, HostStatus::Online);
+        listing.set(&"eu-westish".into(), &owner, HostStatus::Online);
+        listing.set(&"a.b.c".into(), &owner, HostStatus::Online);
+        assert!(listing.any_below("eu-west", false));
+        assert!(listing.any_below("c", false) && listing.any_below("b.c", false));
+        assert!(
+            !listing.any_below("a.b.c", false),
+            "nothing below a host itself"
+        );
+        assert!(!listing.any_below("west", false), "labels, not suffixes");
+        assert!(!listing.any_below("eu", false));
+        assert!(!listing.any_below("db.eu-west", false));
+        listing.set(&db, &owner, HostStatus::Offline);
+        assert!(
+            !listing.any_below("eu-west", false),
+            "offline hosts are hidden"
+        );
+        assert!(
+            listing.any_below("eu-west", true),
+            "unless offline hosts are served"
+        );
+        listing.remove(&db);
+        assert!(!listing.any_below("eu-west", true));
     }
 
     #[test]

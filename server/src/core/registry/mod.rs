@@ -28,6 +28,7 @@ use crate::config::HeartbeatSection;
 use crate::core::clock::Clock;
 use crate::core::metrics::Metrics;
 use crate::core::protocol::Hostname;
+use crate::core::ratelimit::{Limited, Limits};
 use crate::store::{HostRecord, HostWrite, Store, StoreError};
 
 /// Whether a host is reachable.
@@ -72,6 +73,9 @@ pub enum RegisterError {
     /// The change could not be made durable; nothing changed.
     #[error("registration not saved: {0}; retry later")]
     Store(StoreError),
+    /// A rate limit refused it; nothing changed.
+    #[error("rate limit exceeded ({})", .0.reason())]
+    Limited(Limited),
 }
 
 impl From<StoreError> for RegisterError {
@@ -176,18 +180,32 @@ impl Registry {
         self.publish_counts(&state);
     }
 
-    /// Registers or refreshes `hostname` for `owner` from `address`; returns only once the
-    /// write that created or last moved the host is durable, whichever registration submitted
-    /// it. When that write fails, the change is reverted and every registration waiting on it
-    /// gets the error.
+    /// Registers or refreshes `hostname` for `owner` from `address` without rate limits
+    /// (see [`Registry::register_within`]).
     pub async fn register(
         &self,
         hostname: &Hostname,
         owner: &Arc<str>,
         address: IpAddr,
     ) -> Result<Outcome, RegisterError> {
+        self.register_within(hostname, owner, address, Limits::NONE)
+            .await
+    }
+
+    /// Registers or refreshes `hostname` for `owner` from `address` within `limits`: a new
+    /// host spends the source address's budget of new names, a known one its own pace.
+    /// Returns only once the write that created or last moved the host is durable, whichever
+    /// registration submitted it. When that write fails, the change is reverted and every
+    /// registration waiting on it gets the error.
+    pub async fn register_within(
+        &self,
+        hostname: &Hostname,
+        owner: &Arc<str>,
+        address: IpAddr,
+        limits: Limits<'_>,
+    ) -> Result<Outcome, RegisterError> {
         loop {
-            let (outcome, wait) = self.apply_registration(hostname, owner, address)?;
+            let (outcome, wait) = self.apply_registration(hostname, owner, address, limits)?;
             match wait {
                 Wait::Durable => {}
                 Wait::Own(write) => write.complete().await?,
@@ -209,6 +227,7 @@ impl Registry {
         hostname: &Hostname,
         owner: &Arc<str>,
         address: IpAddr,
+        limits: Limits<'_>,
     ) -> Result<(Outcome, Wait<'_>), RegisterError> {
         let now = self.clock.now();
         let wall = self.clock.wall();
@@ -240,6 +259,24 @@ impl Registry {
         if needs_durable_write && let Some(write) = in_flight {
             return Ok((outcome, Wait::ThenRetry(write)));
         }
+        let pace = match &previous {
+            None => {
+                limits
+                    .admit_new_name(address, now)
+                    .map_err(RegisterError::Limited)?;
+                let mut pace = now;
+                // The registration that creates a host is its first beat.
+                let _ = limits.admit_known_host(&mut pace, now);
+                pace
+            }
+            Some(host) => {
+                let mut pace = host.pace;
+                limits
+                    .admit_known_host(&mut pace, now)
+                    .map_err(RegisterError::Limited)?;
+                pace
+            }
+        };
         let mut updated = Host {
             owner: Arc::clone(owner),
             address,
@@ -250,6 +287,7 @@ impl Registry {
             version: previous.as_ref().map_or(0, |host| host.version),
             change: previous.as_ref().map_or(0, |host| host.change),
             in_flight,
+            pace,
         };
         let wait = if needs_durable_write {
             updated.version = state.bump_version();
@@ -368,6 +406,20 @@ impl Registry {
             .hosts
             .get_key_value(name.as_str())
             .map(|(name, host)| view(name, host))
+    }
+
+    /// Whether any host (any online one, unless `include_offline`) is named
+    /// `<labels>.<hostname>`. Reads the listing index, never the lock heartbeats take.
+    pub fn has_hosts_under(&self, hostname: &str, include_offline: bool) -> bool {
+        let name = if hostname.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(hostname.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(hostname)
+        };
+        self.listing
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .any_below(&name, include_offline)
     }
 
     /// Registered, online and offline counts.

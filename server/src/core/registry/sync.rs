@@ -54,6 +54,7 @@ impl Registry {
             version,
             change: record.change,
             in_flight: None,
+            pace: now,
         };
         state.applied = state.applied.max(record.change);
         state.generation += 1;
