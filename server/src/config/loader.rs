@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::Config;
+use super::problems::{keys_of, shape_problems};
 use super::validate::validate;
 
 /// The file read when `--config` is not given, if it exists in the working directory.
@@ -201,122 +202,6 @@ impl ConfigSources {
     }
 }
 
-/// Every unknown section or key, and every value of the wrong type, in `tree`: each key is
-/// deserialized on its own (over the defaults), so one bad key never hides the next.
-fn shape_problems(
-    defaults: &Map<String, Value>,
-    tree: &Map<String, Value>,
-) -> Vec<(String, String)> {
-    let mut problems = Vec::new();
-    for (section, keys) in tree {
-        let Some(section_defaults) = defaults.get(section).and_then(Value::as_object) else {
-            let sections: Vec<_> = defaults.keys().cloned().collect();
-            problems.push((
-                section.clone(),
-                format!(
-                    "unknown section; accepted sections: {}",
-                    sections.join(", ")
-                ),
-            ));
-            continue;
-        };
-        let keys = match keys {
-            Value::Object(keys) => keys,
-            Value::Null => continue,
-            other => {
-                problems.push((
-                    section.clone(),
-                    format!(
-                        "{} is not accepted; expected a mapping of keys",
-                        compact(other)
-                    ),
-                ));
-                continue;
-            }
-        };
-        for (key, value) in keys {
-            let dotted = format!("{section}.{key}");
-            let Some(default) = section_defaults.get(key) else {
-                problems.push((
-                    dotted,
-                    format!(
-                        "unknown key; keys of section `{section}`: {}",
-                        keys_of(defaults, section)
-                    ),
-                ));
-                continue;
-            };
-            let mut single = Map::new();
-            set(&mut single, section, key, value.clone());
-            if let Err(err) = serde_path_to_error::deserialize::<_, Config>(Value::Object(single)) {
-                let path = err.path().to_string();
-                let serde_message = err.inner().to_string();
-                let reason = if path.starts_with(&dotted) && path != dotted {
-                    // Inside a list or mapping: serde's own words name what is wrong there.
-                    serde_message.replace('`', "")
-                } else {
-                    user_terms(&dotted, value, default, &serde_message)
-                };
-                let path = if path.starts_with(&dotted) {
-                    path
-                } else {
-                    dotted.clone()
-                };
-                problems.push((path, reason));
-            }
-        }
-    }
-    problems
-}
-
-/// A value as it reads in YAML, short enough to quote in a message.
-fn compact(value: &Value) -> String {
-    let text = match value {
-        Value::String(text) => format!("{text:?}"),
-        other => other.to_string(),
-    };
-    if text.chars().count() > 60 {
-        format!("{}…", text.chars().take(60).collect::<String>())
-    } else {
-        text
-    }
-}
-
-/// serde's message for a refused value, said in the operator's terms: what was given and what
-/// the key accepts (`expected a port number 0–65535`, never `expected u16`).
-fn user_terms(dotted: &str, value: &Value, default: &Value, serde_message: &str) -> String {
-    let given = compact(value);
-    let from_serde = serde_message
-        .split_once("expected ")
-        .map(|(_, expected)| expected.replace('`', ""));
-    let expected = match (dotted, from_serde.as_deref().map(str::trim)) {
-        ("server.host", _) => "an IPv4 or IPv6 address".to_owned(),
-        (key, Some("u16")) if key.ends_with("port") => "a port number 0–65535".to_owned(),
-        (_, Some("u16")) => "a whole number 0–65535".to_owned(),
-        (_, Some("u8")) => "a whole number 0–255".to_owned(),
-        (_, Some("u32")) => "a whole number 0–4294967295".to_owned(),
-        (_, Some("u64" | "usize")) => "a whole number 0 or more".to_owned(),
-        (_, Some("f64" | "f32")) => "a number".to_owned(),
-        (_, Some("a boolean")) => "true or false".to_owned(),
-        (_, Some("a string")) => "text".to_owned(),
-        (_, Some("a sequence")) => "a list".to_owned(),
-        (_, Some(other)) => other.to_owned(),
-        (_, None) => match default {
-            Value::Bool(_) => "true or false".to_owned(),
-            Value::Number(_) => "a number".to_owned(),
-            Value::String(_) => "text".to_owned(),
-            Value::Array(_) => "a list".to_owned(),
-            _ => serde_message.to_owned(),
-        },
-    };
-    let default = match default {
-        Value::String(text) if text.is_empty() => String::new(),
-        Value::Array(items) if items.is_empty() => String::new(),
-        other => format!(" (default {})", compact(other)),
-    };
-    format!("{given} is not accepted; expected {expected}{default}")
-}
-
 /// The defaults as a tree of sections, used to type environment values and list valid keys.
 fn defaults_tree() -> Map<String, Value> {
     match serde_json::to_value(Config::default()) {
@@ -396,7 +281,7 @@ fn env_value(raw: &str, default: &Value) -> Result<Value, String> {
     }
 }
 
-fn set(tree: &mut Map<String, Value>, section: &str, key: &str, value: Value) {
+pub(super) fn set(tree: &mut Map<String, Value>, section: &str, key: &str, value: Value) {
     let entry = tree
         .entry(section.to_owned())
         .or_insert_with(|| Value::Object(Map::new()));
@@ -430,14 +315,6 @@ fn remove(tree: &mut Map<String, Value>, dotted: &str) {
     }
 }
 
-fn keys_of(defaults: &Map<String, Value>, section: &str) -> String {
-    defaults
-        .get(section)
-        .and_then(Value::as_object)
-        .map(|keys| keys.keys().cloned().collect::<Vec<_>>().join(", "))
-        .unwrap_or_default()
-}
-
 /// Every key as (dotted key, environment variable, default rendered as YAML), in file order,
 /// for `check-config --keys` and the documentation table.
 pub fn key_table() -> Vec<(String, String, String)> {
@@ -461,155 +338,5 @@ pub fn key_table() -> Vec<(String, String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn sources(
-        yaml: Option<&str>,
-        env: &[(&str, &str)],
-    ) -> (ConfigSources, Option<tempfile::NamedTempFile>) {
-        let file = yaml.map(|text| {
-            let mut file = tempfile::NamedTempFile::new().expect("temp file");
-            file.write_all(text.as_bytes()).expect("write");
-            file
-        });
-        let sources = ConfigSources {
-            file: file.as_ref().map(|f| f.path().to_path_buf()),
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            flags: Vec::new(),
-        };
-        (sources, file)
-    }
-
-    #[test]
-    fn no_sources_give_the_defaults() {
-        let (sources, _file) = sources(None, &[]);
-        assert_eq!(sources.load(), Ok(Config::default()));
-    }
-
-    #[test]
-    fn flag_beats_env_beats_file_beats_default() {
-        let yaml = "server:\n  tcp_port: 7001\n  api_port: 7002\n  max_connections: 10\n";
-        let env = [
-            ("PRISM_SERVER_API_PORT", "7102"),
-            ("PRISM_SERVER_MAX_CONNECTIONS", "20"),
-        ];
-        let (mut sources, _file) = sources(Some(yaml), &env);
-        sources.flag("server.max_connections", "--max-connections", 30);
-        let config = sources.load().expect("valid");
-        assert_eq!(config.server.tcp_port, 7001, "file beats default");
-        assert_eq!(config.server.api_port, 7102, "env beats file");
-        assert_eq!(config.server.max_connections, 30, "flag beats env");
-        assert_eq!(config.server.idle_timeout_secs, 30, "default stays");
-    }
-
-    #[test]
-    fn nameservers_take_bare_names_and_names_with_addresses() {
-        use crate::config::Nameserver;
-        let yaml = "dns:\n  nameservers:\n    - {name: ns1, addresses: [192.0.2.1, 2001:db8::1]}\n    - ns2.example.net.\n";
-        let (sources, _file) = sources(Some(yaml), &[]);
-        let config = sources.load().expect("valid");
-        assert_eq!(
-            config.dns.nameservers,
-            vec![
-                Nameserver::WithAddresses {
-                    name: "ns1".into(),
-                    addresses: vec![[192, 0, 2, 1].into(), "2001:db8::1".parse().expect("v6")],
-                },
-                Nameserver::from("ns2.example.net."),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_nameserver_address_that_is_not_one_names_the_key() {
-        let yaml = "dns:\n  nameservers:\n    - {name: ns1, addresses: [not-an-address]}\n";
-        let (sources, _file) = sources(Some(yaml), &[]);
-        let err = sources.load().expect_err("bad address").to_string();
-        assert!(err.contains("dns.nameservers"), "{err}");
-    }
-
-    #[test]
-    fn section_names_with_underscores_map_from_env() {
-        let (sources, _file) = sources(None, &[("PRISM_RATE_LIMIT_BURST", "7")]);
-        assert_eq!(sources.load().expect("valid").rate_limit.burst, 7);
-    }
-
-    #[test]
-    fn fractional_check_interval_is_accepted() {
-        let (sources, _file) = sources(Some("heartbeat:\n  check_interval: 0.5\n"), &[]);
-        let config = sources.load().expect("valid");
-        assert_eq!(
-            config.heartbeat.check_interval(),
-            std::time::Duration::from_millis(500)
-        );
-    }
-
-    #[test]
-    fn unknown_key_is_named_with_the_accepted_keys() {
-        let (sources, _file) = sources(Some("server:\n  tcpport: 1\n"), &[]);
-        let message = sources.load().expect_err("refused").to_string();
-        assert!(message.contains("server.tcpport"), "{message}");
-        assert!(message.contains("tcp_port"), "{message}");
-    }
-
-    #[test]
-    fn unknown_env_key_in_a_known_section_is_refused() {
-        let (sources, _file) = sources(None, &[("PRISM_SERVER_TCPPORT", "1")]);
-        let message = sources.load().expect_err("refused").to_string();
-        assert!(
-            message.contains("PRISM_SERVER_TCPPORT") && message.contains("tcp_port"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn bad_enum_value_lists_the_accepted_values() {
-        let (sources, _file) = sources(None, &[("PRISM_AUTH_MODE", "anything")]);
-        let message = sources.load().expect_err("refused").to_string();
-        assert!(message.contains("auth.mode"), "{message}");
-        assert!(
-            message.contains("token") && message.contains("open"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn every_problem_of_a_file_is_reported_at_once_in_user_terms() {
-        let yaml = "server:\n  tcpport: 1\n  tcp_port: 70000\nlogging:\n  level: loud\n\
-                    heartbeat:\n  check_interval: 0\nbogus:\n  a: 1\n";
-        let (sources, _file) = sources(Some(yaml), &[("PRISM_AUTH_MODE", "sometimes")]);
-        let err = sources.load().expect_err("refused");
-        let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
-        for key in [
-            "auth.mode",
-            "server.tcpport",
-            "server.tcp_port",
-            "logging.level",
-            "heartbeat.check_interval",
-            "bogus",
-        ] {
-            assert!(keys.contains(&key), "{key} missing from {err}");
-        }
-        let message = err.to_string();
-        assert!(
-            message.contains("expected a port number 0–65535"),
-            "{message}"
-        );
-        assert!(!message.contains("u16"), "{message}");
-    }
-
-    #[test]
-    fn out_of_range_values_name_the_key_and_range() {
-        let (sources, _file) = sources(Some("database:\n  write_behind_ms: 5000\n"), &[]);
-        let message = sources.load().expect_err("refused").to_string();
-        assert!(
-            message.contains("database.write_behind_ms") && message.contains("1 to 1000"),
-            "{message}"
-        );
-    }
-}
+#[path = "loader_tests.rs"]
+mod tests;
