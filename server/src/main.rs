@@ -1,13 +1,15 @@
 //! The `prism-server` command: `serve` (the default) and `token create|list|revoke`.
 
+mod cli;
+
 use std::io::IsTerminal;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
 use prism_server::config::{AuthMode, LogFormat, StoreChoice};
@@ -20,132 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::prelude::*;
 
-/// Examples and exit codes, shown after the options by `--help`.
-const AFTER_HELP: &str = "\
-Examples:
-  prism-server                                   serve with the defaults (./data/prism.db)
-  prism-server token create --owner ops          create a registration token (printed once)
-  prism-server serve --dns-port 53 --dns-zone dyn.example.net.
-                                                 production DNS on port 53 for your zone
-  prism-server serve --database-url postgres://prism@db:5432/prism --node-name edge-1
-                                                 one node of a cluster on PostgreSQL
-  prism-server check-config --config prism.yaml --print
-                                                 validate a configuration and show it merged
-
-Exit status:
-  0  success (check-config: the configuration is valid)
-  1  the configuration is invalid, or the server or command failed
-  2  the command line is wrong: an unknown flag or subcommand, a flag value of the wrong form";
-
-/// Prism managed dynamic-DNS server.
-///
-/// Without a subcommand, `serve` runs with its defaults: registrations on 0.0.0.0:8080, the
-/// REST API on 0.0.0.0:8081, DNS on port 5353 and the SQLite database ./data/prism.db
-/// (created on first start). Settings come from flags, then PRISM_<SECTION>_<KEY> environment
-/// variables, then the configuration file, then defaults (see docs/CONFIGURATION.md).
-#[derive(Parser)]
-#[command(version, about, long_about, after_help = AFTER_HELP)]
-struct Cli {
-    /// Configuration file (YAML). Default: prism.yaml in the working directory, if present.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        env = "PRISM_CONFIG",
-        value_name = "FILE"
-    )]
-    config: Option<PathBuf>,
-    /// SQLite database file (database.path).
-    #[arg(long, global = true, value_name = "PATH")]
-    database_path: Option<PathBuf>,
-    /// Database URL (database.url): postgres://USER[:PASSWORD]@HOST:PORT/DB selects
-    /// PostgreSQL, shared by the nodes of a cluster; sqlite:PATH an SQLite file.
-    #[arg(long, global = true, value_name = "URL")]
-    database_url: Option<String>,
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the server (the default).
-    #[command(after_help = AFTER_HELP)]
-    Serve(ServeArgs),
-    /// Validate the configuration without starting; exit 0 when valid, 1 otherwise.
-    #[command(after_help = AFTER_HELP)]
-    CheckConfig {
-        /// The same flags as `serve`, so the exact command line can be checked.
-        #[command(flatten)]
-        serve: ServeArgs,
-        /// Print the effective configuration (all keys, after merging) as YAML.
-        #[arg(long)]
-        print: bool,
-        /// Print every key with its environment variable and default.
-        #[arg(long)]
-        keys: bool,
-    },
-    /// Create, list and revoke registration tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
-}
-
-/// Flags for the most common keys; they override the environment and the file.
-#[derive(Args, Clone, Default)]
-struct ServeArgs {
-    /// Address to listen on (server.host).
-    #[arg(long)]
-    host: Option<IpAddr>,
-    /// Registration protocol port (server.tcp_port; 0 picks a free port, printed at start).
-    #[arg(long)]
-    tcp_port: Option<u16>,
-    /// REST API port (server.api_port; 0 picks a free port, printed at start).
-    #[arg(long)]
-    api_port: Option<u16>,
-    /// Concurrent registration connections (server.max_connections).
-    #[arg(long)]
-    max_connections: Option<usize>,
-    /// Authentication mode (auth.mode): token (default) or open (development only).
-    #[arg(long)]
-    auth_mode: Option<String>,
-    /// Registrations per minute per source IP (rate_limit.registrations_per_minute; 0: off).
-    #[arg(long)]
-    rate_limit: Option<u32>,
-    /// Log filter (logging.level), e.g. info or prism_server=debug.
-    #[arg(long)]
-    log_level: Option<String>,
-    /// DNS port, UDP and TCP (dns.port; default 5353, which is also the port of multicast
-    /// DNS (mDNS) on many machines; production uses 53; 0 picks a free port).
-    #[arg(long, value_name = "PORT")]
-    dns_port: Option<u16>,
-    /// The zone answered for (dns.zone), e.g. dyn.example.net.
-    #[arg(long, value_name = "ZONE")]
-    dns_zone: Option<String>,
-    /// This node's name (cluster.node_name; default: the machine's hostname).
-    #[arg(long, value_name = "NAME")]
-    node_name: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token and print it (it is shown only this once).
-    Create {
-        /// Owner the token's hosts belong to.
-        #[arg(long)]
-        owner: String,
-        /// Let the token see every host in the API.
-        #[arg(long)]
-        admin: bool,
-    },
-    /// List tokens (ids, owners, dates; never the tokens themselves).
-    List,
-    /// Revoke a token by id; hosts it registered keep their owner.
-    Revoke {
-        /// Token id from `token list`.
-        id: i64,
-    },
-}
+use cli::{Cli, Command, ServeArgs, TokenCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
