@@ -4,7 +4,7 @@
 use std::process::Stdio;
 
 use prism_server::shell::api::API_NICE_INCREMENT;
-use prism_testkit::process::{ServerProcess, prism_command};
+use prism_testkit::process::{SERVE_ON_LOOPBACK, ServerProcess, prism_command};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
 
@@ -29,15 +29,7 @@ fn api_threads_run_at_a_lower_priority_than_the_rest_of_the_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = ServerProcess::start(
         prism_command(BINARY, dir.path())
-            .args([
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--tcp-port",
-                "0",
-                "--api-port",
-                "0",
-            ])
+            .args(SERVE_ON_LOOPBACK)
             .env("PRISM_DNS_PORT", "0")
             .env("PRISM_API_WORKER_THREADS", "2")
             .env("PRISM_LOGGING_LEVEL", "warn")

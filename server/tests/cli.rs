@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use prism_server::core::protocol::Status;
-use prism_testkit::process::{ServerProcess, prism_command};
+use prism_testkit::process::{SERVE_ON_LOOPBACK, ServerProcess, prism_command};
 use prism_testkit::protocol::{Client, registration};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
@@ -30,17 +30,7 @@ fn text(bytes: &[u8]) -> String {
 /// working directory `dir` puts it.
 fn serve(dir: &Path) -> Command {
     let mut command = prism(dir);
-    command
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--tcp-port",
-            "0",
-            "--api-port",
-            "0",
-        ])
-        .env("PRISM_DNS_PORT", "0");
+    command.args(SERVE_ON_LOOPBACK).env("PRISM_DNS_PORT", "0");
     command
 }
 

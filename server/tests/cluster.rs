@@ -17,7 +17,7 @@ use prism_testkit::dns::{answer_addresses, query, udp_client};
 use prism_testkit::exposition::sample;
 use prism_testkit::http::HttpClient;
 use prism_testkit::postgres::TestPostgres;
-use prism_testkit::process::{ServerProcess, prism_command};
+use prism_testkit::process::{SERVE_ON_LOOPBACK, ServerProcess, prism_command};
 use prism_testkit::protocol::{Client, registration};
 use tempfile::TempDir;
 
@@ -68,15 +68,7 @@ impl Cluster {
             .expect("node log file");
         let mut command = self.command();
         command
-            .args([
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--tcp-port",
-                "0",
-                "--api-port",
-                "0",
-            ])
+            .args(SERVE_ON_LOOPBACK)
             .args(["--rate-limit", "0"])
             .env("PRISM_CLUSTER_NODE_NAME", name)
             .env("PRISM_DNS_PORT", "0")

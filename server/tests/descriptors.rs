@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prism_server::shell::AT_CAPACITY;
-use prism_testkit::process::ServerProcess;
+use prism_testkit::process::{SERVE_ON_LOOPBACK, ServerProcess};
 use prism_testkit::protocol::Client;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
@@ -21,17 +21,8 @@ fn under_ulimit(dir: &std::path::Path, ulimit_args: &str) -> Command {
         .arg("-c")
         .arg(format!("ulimit {ulimit_args} && exec \"$0\" \"$@\""))
         .arg(BINARY)
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--tcp-port",
-            "0",
-            "--api-port",
-            "0",
-            "--auth-mode",
-            "open",
-        ]);
+        .args(SERVE_ON_LOOPBACK)
+        .args(["--auth-mode", "open"]);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("PRISM_") {
             command.env_remove(name);

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use prism_server::core::protocol::Status;
-use prism_testkit::process::{ServerProcess, prism_command};
+use prism_testkit::process::{SERVE_ON_LOOPBACK, ServerProcess, prism_command};
 use prism_testkit::protocol::{Client, registration};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
@@ -26,15 +26,7 @@ fn prism(database: &Path) -> Command {
 fn start_server(database: &Path) -> ServerProcess {
     ServerProcess::start(
         prism(database)
-            .args([
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--tcp-port",
-                "0",
-                "--api-port",
-                "0",
-            ])
+            .args(SERVE_ON_LOOPBACK)
             .args(["--rate-limit", "0"])
             .env("PRISM_DNS_PORT", "0")
             .arg("--database-path")

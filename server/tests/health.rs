@@ -8,7 +8,7 @@ use prism_server::core::protocol::Status;
 use prism_server::store::SqliteStore;
 use prism_testkit::TestServer;
 use prism_testkit::http::HttpClient;
-use prism_testkit::process::ServerProcess;
+use prism_testkit::process::{SERVE_ON_LOOPBACK, ServerProcess};
 use prism_testkit::protocol::{Client, registration};
 use prism_testkit::setup::open_config;
 
@@ -28,19 +28,8 @@ fn server_on_a_tiny_disk(dir: &std::path::Path) -> Command {
         .arg("sh")
         .arg(&disk)
         .arg(BINARY)
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--tcp-port",
-            "0",
-            "--api-port",
-            "0",
-            "--auth-mode",
-            "open",
-            "--rate-limit",
-            "0",
-        ])
+        .args(SERVE_ON_LOOPBACK)
+        .args(["--auth-mode", "open", "--rate-limit", "0"])
         .arg("--database-path")
         .arg(disk.join("prism.db"))
         .current_dir(dir);

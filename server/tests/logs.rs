@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use prism_server::core::protocol::Status;
-use prism_testkit::process::{ServerProcess, prism_command};
+use prism_testkit::process::{SERVE_ON_LOOPBACK, ServerProcess, prism_command};
 use prism_testkit::protocol::{Client, registration};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_prism-server");
@@ -28,15 +28,7 @@ fn run(command: &mut Command) -> Output {
 fn serve(dir: &Path) -> Command {
     let mut command = prism(dir);
     command
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--tcp-port",
-            "0",
-            "--api-port",
-            "0",
-        ])
+        .args(SERVE_ON_LOOPBACK)
         .args(["--auth-mode", "open"])
         .env("PRISM_DNS_PORT", "0");
     command

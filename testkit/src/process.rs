@@ -21,6 +21,18 @@ const API_LINE: &str = "prism-server serving the REST API on ";
 /// The start-up line that names the DNS address.
 const DNS_LINE: &str = "prism-server answering DNS on ";
 
+/// The arguments of a `serve` on loopback with every port chosen by the system (add
+/// `PRISM_DNS_PORT=0` too, or DNS takes its default port).
+pub const SERVE_ON_LOOPBACK: [&str; 7] = [
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--tcp-port",
+    "0",
+    "--api-port",
+    "0",
+];
+
 /// `binary` run in `dir`, without the `PRISM_*` variables of the test's environment.
 pub fn prism_command(binary: &str, dir: &Path) -> Command {
     let mut command = Command::new(binary);
