@@ -6,13 +6,17 @@
 //! the others ([`InFlight`]). If the owner is dropped before the store answers (its task was
 //! cancelled), the change is reverted and the others hear the store is unavailable: nobody
 //! is ever told "success" for a write nobody saw commit.
+//!
+//! Also here: settling a write once the store answered, and the write-behind flush of
+//! heartbeat freshness, which keeps its names stale when the store cannot take them.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 
 use super::{Host, RegisterError, Registry};
-use crate::store::{Pending, StoreError};
+use crate::store::{HostWrite, Pending, StoreError};
 
 /// The outcome of a durable write, once known.
 type Outcome = Option<Result<(), StoreError>>;
@@ -100,5 +104,71 @@ impl Drop for OwnWrite<'_> {
     /// revert, and tell the waiters the store did not confirm it.
     fn drop(&mut self) {
         self.settle(Err(StoreError::Unavailable));
+    }
+}
+
+impl Registry {
+    /// The durable write of `undo` finished: on success the host no longer waits on it; on
+    /// failure the change is undone. Only the change that submitted the write is touched.
+    pub(super) fn settle(&self, undo: Undo, outcome: Result<u64, ()>) {
+        let mut state = self.lock();
+        let Some(host) = state.hosts.get_mut(&undo.hostname) else {
+            return;
+        };
+        if host.version != undo.version {
+            return;
+        }
+        if let Ok(change) = outcome {
+            host.in_flight = None;
+            host.change = host.change.max(change);
+            state.applied = state.applied.max(change);
+        } else {
+            match undo.previous {
+                Some(previous) => state.put(Arc::clone(&undo.hostname), previous),
+                None => {
+                    state.remove(&undo.hostname);
+                    state.stale_freshness.remove(&undo.hostname);
+                }
+            }
+            state.generation += 1;
+        }
+        // What another node committed meanwhile (e.g. the registration that won the name).
+        self.apply_deferred(&mut state, &undo.hostname);
+        self.publish_counts(&state);
+    }
+
+    /// Writes the write-behind batch of heartbeat freshness, if any.
+    /// When the store cannot take it (the database is away), keeps
+    /// its hosts stale so the next flush writes their freshness again.
+    pub async fn flush_freshness(&self) -> Result<(), StoreError> {
+        let (names, pending) = {
+            let mut state = self.lock();
+            if state.stale_freshness.is_empty() {
+                return Ok(());
+            }
+            let stale = std::mem::take(&mut state.stale_freshness);
+            let (names, refreshes): (Vec<Arc<str>>, Vec<(String, SystemTime)>) = stale
+                .into_iter()
+                .filter_map(|name| {
+                    let last_seen = state.hosts.get(&name)?.last_seen;
+                    let key = name.to_string();
+                    Some((name, (key, last_seen)))
+                })
+                .unzip();
+            (
+                names,
+                self.store.write_host(HostWrite::Freshness(refreshes)),
+            )
+        };
+        let result = pending.wait().await.map(drop);
+        if result.is_err() {
+            let mut state = self.lock();
+            for name in names {
+                if state.hosts.contains_key(&name) {
+                    state.stale_freshness.insert(name);
+                }
+            }
+        }
+        result
     }
 }
