@@ -197,20 +197,26 @@ fn stored(hostname: &str, owner: &str, address: &str, change: u64) -> crate::sto
     }
 }
 
+/// Registers `web` for `owner` from `address` in a task of its own, and lets it reach the
+/// store (whose writes the test holds).
+async fn register_in_flight(
+    registry: &Arc<Registry>,
+    owner_name: &str,
+    address: &str,
+) -> tokio::task::JoinHandle<Result<Outcome, RegisterError>> {
+    let (registry, owner_name, address) = (Arc::clone(registry), owner(owner_name), ip(address));
+    let task =
+        tokio::spawn(async move { registry.register(&name("web"), &owner_name, address).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    task
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_name_another_node_won_while_our_write_was_in_flight_shows_the_winner() {
     let store = MemoryStore::new();
     let registry = registry(&store);
     store.hold_writes();
-    let loser = {
-        let registry = Arc::clone(&registry);
-        tokio::spawn(async move {
-            registry
-                .register(&name("web"), &owner("bob"), ip("192.0.2.2"))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let loser = register_in_flight(&registry, "bob", "192.0.2.2").await;
 
     // The winner's commit arrives on the feed before this node's store answer.
     assert!(!registry.apply_stored(stored("web", "alice", "192.0.2.1", 7)));
@@ -226,15 +232,7 @@ async fn a_resync_during_our_write_shows_the_stored_winner_once_it_fails() {
     let store = MemoryStore::new();
     let registry = registry(&store);
     store.hold_writes();
-    let loser = {
-        let registry = Arc::clone(&registry);
-        tokio::spawn(async move {
-            registry
-                .register(&name("web"), &owner("bob"), ip("192.0.2.2"))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let loser = register_in_flight(&registry, "bob", "192.0.2.2").await;
 
     // The winner committed before this node listened: only a resync carries it.
     registry.reconcile(vec![stored("web", "alice", "192.0.2.1", 7)]);
@@ -250,15 +248,7 @@ async fn a_newer_change_from_the_feed_applies_after_our_write_commits() {
     let store = MemoryStore::new();
     let registry = registry(&store);
     store.hold_writes();
-    let ours = {
-        let registry = Arc::clone(&registry);
-        tokio::spawn(async move {
-            registry
-                .register(&name("web"), &owner("alice"), ip("192.0.2.1"))
-                .await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ours = register_in_flight(&registry, "alice", "192.0.2.1").await;
     // Another node moved the host after our write committed (a later change position).
     registry.apply_stored(stored("web", "alice", "192.0.2.9", 100));
     store.release_writes(true);
