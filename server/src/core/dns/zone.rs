@@ -67,8 +67,11 @@ pub struct Zone {
     serve_offline: bool,
     /// The SOA with serial 0; [`Zone::soa`] fills in the current serial.
     soa: SOA,
-    /// NS names at the apex, with the addresses answered (and glued) for in-zone ones.
-    nameservers: Vec<(Name, Vec<IpAddr>)>,
+    /// NS names at the apex.
+    nameservers: Vec<Name>,
+    /// The nameservers inside the zone, with the addresses they answer with (and are glued
+    /// with in the NS answer).
+    in_zone_nameservers: Vec<(Name, Vec<IpAddr>)>,
     /// Added to the registry generation to form the SOA serial (see [`Zone::serial`]).
     serial_base: u32,
     /// Largest UDP payload advertised in our OPT record.
@@ -91,7 +94,7 @@ impl Zone {
     /// so serials keep increasing across restarts (see [`Zone::serial`]).
     pub fn from_config(config: &DnsSection, serial_base: u32) -> Result<Self, ZoneError> {
         let origin = parse_name("zone", &config.zone, &Name::root())?;
-        let nameservers = if config.nameservers.is_empty() {
+        let configured = if config.nameservers.is_empty() {
             vec![(prefixed("ns1", &origin)?, Vec::new())]
         } else {
             config
@@ -103,15 +106,19 @@ impl Zone {
                 })
                 .collect::<Result<Vec<_>, ZoneError>>()?
         };
-        let names_only: Vec<Name> = nameservers.iter().map(|(name, _)| name.clone()).collect();
+        let nameservers: Vec<Name> = configured.iter().map(|(name, _)| name.clone()).collect();
+        let in_zone_nameservers = configured
+            .into_iter()
+            .filter(|(name, _)| origin.zone_of(name))
+            .collect();
         let hostmaster = if config.hostmaster.is_empty() {
             prefixed("hostmaster", &origin)?
         } else {
             parse_name("hostmaster", &config.hostmaster, &origin)?
         };
-        let names = NamePolicy::new(&origin, &names_only, &hostmaster, &config.reserved_names);
+        let names = NamePolicy::new(&origin, &nameservers, &hostmaster, &config.reserved_names);
         let soa = SOA::new(
-            names_only[0].clone(),
+            nameservers[0].clone(),
             hostmaster,
             0,
             saturating_i32(config.refresh),
@@ -126,6 +133,7 @@ impl Zone {
             serve_offline: config.serve_offline,
             soa,
             nameservers,
+            in_zone_nameservers,
             serial_base,
             max_udp_payload: config.max_udp_payload.max(512),
             names,
@@ -140,8 +148,8 @@ impl Zone {
     /// Gives `addresses` to every in-zone nameserver configured without any (the default
     /// `ns1.<zone>` among them), so the zone's own nameserver names always resolve.
     pub fn with_nameserver_addresses(mut self, addresses: &[IpAddr]) -> Self {
-        for (name, known) in &mut self.nameservers {
-            if known.is_empty() && self.origin.zone_of(name) {
+        for (_, known) in &mut self.in_zone_nameservers {
+            if known.is_empty() {
                 known.extend_from_slice(addresses);
             }
         }
@@ -150,17 +158,17 @@ impl Zone {
 
     /// The addresses of an in-zone nameserver called `name`, if it is one.
     fn nameserver_addresses(&self, name: &Name) -> Option<&[IpAddr]> {
-        self.nameservers
+        self.in_zone_nameservers
             .iter()
-            .find(|(ns, _)| ns == name && self.origin.zone_of(ns))
+            .find(|(ns, _)| ns == name)
             .map(|(_, addresses)| addresses.as_slice())
     }
 
     /// Whether an in-zone nameserver's name lies strictly below `name`.
     fn has_nameserver_below(&self, name: &Name) -> bool {
-        self.nameservers
+        self.in_zone_nameservers
             .iter()
-            .any(|(ns, _)| ns != name && name.zone_of(ns) && self.origin.zone_of(ns))
+            .any(|(ns, _)| ns != name && name.zone_of(ns))
     }
 
     /// Address records of `name` for `query_type` (A or AAAA) among `addresses`.
@@ -172,11 +180,7 @@ impl Zone {
     ) -> Vec<Record> {
         addresses
             .iter()
-            .filter_map(|address| match (query_type, address.to_canonical()) {
-                (RecordType::A, IpAddr::V4(v4)) => Some(RData::A(A(v4))),
-                (RecordType::AAAA, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(v6))),
-                _ => None,
-            })
+            .filter_map(|address| address_rdata(query_type, *address))
             .map(|rdata| Record::from_rdata(name.clone(), self.ttl, rdata))
             .collect()
     }
@@ -258,19 +262,19 @@ impl Zone {
             match query.query_type {
                 RecordType::SOA => response.answers.push(self.soa_record(generation, self.ttl)),
                 RecordType::NS => {
-                    for (ns, addresses) in &self.nameservers {
+                    for ns in &self.nameservers {
                         response.answers.push(Record::from_rdata(
                             self.origin.clone(),
                             self.ttl,
                             RData::NS(NS(ns.clone())),
                         ));
-                        // Glue for in-zone nameservers: a resolver needs it to reach them.
-                        if self.origin.zone_of(ns) {
-                            for glue in [RecordType::A, RecordType::AAAA] {
-                                response
-                                    .additionals
-                                    .extend(self.address_records(ns, glue, addresses));
-                            }
+                    }
+                    // Glue for in-zone nameservers: a resolver needs it to reach them.
+                    for (ns, addresses) in &self.in_zone_nameservers {
+                        for glue in [RecordType::A, RecordType::AAAA] {
+                            response
+                                .additionals
+                                .extend(self.address_records(ns, glue, addresses));
                         }
                     }
                 }
@@ -306,12 +310,7 @@ impl Zone {
             };
             return (rcode, Authoritative);
         };
-        let rdata = match (query.query_type, host.address.to_canonical()) {
-            (RecordType::A, IpAddr::V4(v4)) => Some(RData::A(A(v4))),
-            (RecordType::AAAA, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(v6))),
-            _ => None,
-        };
-        match rdata {
+        match address_rdata(query.query_type, host.address) {
             Some(rdata) => {
                 response
                     .answers
@@ -383,4 +382,13 @@ fn prefixed(label: &str, origin: &Name) -> Result<Name, ZoneError> {
 
 fn saturating_i32(seconds: u32) -> i32 {
     i32::try_from(seconds).unwrap_or(i32::MAX)
+}
+/// The A record of an IPv4 address for an A question, the AAAA record of an IPv6 one for an
+/// AAAA question; `None` for any other pairing.
+fn address_rdata(query_type: RecordType, address: IpAddr) -> Option<RData> {
+    match (query_type, address.to_canonical()) {
+        (RecordType::A, IpAddr::V4(v4)) => Some(RData::A(A(v4))),
+        (RecordType::AAAA, IpAddr::V6(v6)) => Some(RData::AAAA(AAAA(v6))),
+        _ => None,
+    }
 }
