@@ -4,7 +4,7 @@ mod cli;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use clap::Parser;
 use prism_server::config::loader::key_table;
 use prism_server::config::reload::{LogFilterSetter, Reloader};
 use prism_server::config::{AuthMode, LogFormat, StoreChoice};
-use prism_server::config::{ConfigSources, LiveConfig, redact_password};
+use prism_server::config::{ConfigSources, LiveConfig, absolute_path, redact_password};
 use prism_server::core::tokens;
 use prism_server::shell::{api, descriptors, dns};
 use prism_server::store::{PostgresStore, SqliteStore, Store};
@@ -178,7 +178,7 @@ async fn run_server(
     let store = open_store(&config, Some(metrics.clone())).await?;
     announce(format_args!(
         "prism-server using database {}",
-        database_location(&config)
+        config.database.describe()
     ));
     if config.auth.mode == AuthMode::Token {
         let tokens = store.list_tokens().wait().await?;
@@ -296,7 +296,7 @@ async fn open_store(config: &Config, metrics: Option<Metrics>) -> anyhow::Result
 async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Result<()> {
     let store = open_store(config, None).await?;
     // stdout of `token create` is the token alone, for scripts; the rest goes to stderr.
-    eprintln!("prism-server using database {}", database_location(config));
+    eprintln!("prism-server using database {}", config.database.describe());
     let store = store.as_ref();
     let now = std::time::SystemTime::now();
     match command {
@@ -322,42 +322,25 @@ async fn run_token_command(config: &Config, command: TokenCommand) -> anyhow::Re
     Ok(())
 }
 
-/// Where the store `config` selects lives, for people: the SQLite file's absolute path, or
-/// the PostgreSQL URL without its password.
-fn database_location(config: &Config) -> String {
-    match config.database.store() {
-        Ok(StoreChoice::Sqlite(path)) => format!("{} (SQLite)", absolute(&path).display()),
-        Ok(StoreChoice::Postgres(url)) => format!("{} (PostgreSQL)", redact_password(&url)),
-        Err(_) => config.database.url.clone(),
-    }
-}
-
-/// `path` made absolute (symbolic links resolved once the file exists).
-fn absolute(path: &Path) -> PathBuf {
-    path.canonicalize()
-        .or_else(|_| std::path::absolute(path))
-        .unwrap_or_else(|_| path.to_path_buf())
-}
-
 /// The `token create` command that reaches the database `config` selects, from any working
 /// directory: the configuration file and the database as absolute paths.
 fn token_create_command(config: &Config, file: Option<&Path>) -> String {
     let mut command = "prism-server token create --owner OWNER".to_owned();
     if let Some(file) = file {
         command.push_str(" --config ");
-        command.push_str(&shell_quoted(&absolute(file).display().to_string()));
+        command.push_str(&shell_quoted(&absolute_path(file).display().to_string()));
     }
     match config.database.store() {
         // The flag that names it in the configuration, so it also beats the environment.
         Ok(StoreChoice::Sqlite(path)) if config.database.url.trim().is_empty() => {
             command.push_str(" --database-path ");
-            command.push_str(&shell_quoted(&absolute(&path).display().to_string()));
+            command.push_str(&shell_quoted(&absolute_path(&path).display().to_string()));
         }
         Ok(StoreChoice::Sqlite(path)) => {
             command.push_str(" --database-url ");
             command.push_str(&shell_quoted(&format!(
                 "sqlite:{}",
-                absolute(&path).display()
+                absolute_path(&path).display()
             )));
         }
         Ok(StoreChoice::Postgres(url)) if redact_password(&url) == url => {

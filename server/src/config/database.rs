@@ -1,7 +1,7 @@
 //! `database.*` and `cluster.*`: which store holds hosts and tokens, and this node's place
 //! among nodes sharing a PostgreSQL database.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -65,17 +65,24 @@ impl DatabaseSection {
         ))
     }
 
-    /// The store, for messages: the SQLite file or the PostgreSQL URL without its password.
+    /// The store, for messages: the SQLite file as an absolute path, or the PostgreSQL URL
+    /// without its password, each followed by the engine (`/srv/prism.db (SQLite)`).
     pub fn describe(&self) -> String {
         match self.store() {
             Ok(StoreChoice::Sqlite(path)) => {
-                let absolute = std::path::absolute(&path).unwrap_or(path);
-                format!("SQLite {}", absolute.display())
+                format!("{} (SQLite)", absolute_path(&path).display())
             }
-            Ok(StoreChoice::Postgres(url)) => format!("PostgreSQL {}", redact_password(&url)),
+            Ok(StoreChoice::Postgres(url)) => format!("{} (PostgreSQL)", redact_password(&url)),
             Err(_) => self.url.clone(),
         }
     }
+}
+
+/// `path` made absolute (symbolic links resolved once the file exists).
+pub fn absolute_path(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// `url` with any password replaced by `***`.

@@ -12,7 +12,7 @@ mod problems;
 pub mod reload;
 pub mod validate;
 
-pub use database::{ClusterSection, DatabaseSection, StoreChoice, redact_password};
+pub use database::{ClusterSection, DatabaseSection, StoreChoice, absolute_path, redact_password};
 pub use dns::{DnsSection, Nameserver};
 pub use live::LiveConfig;
 pub use loader::{ConfigError, ConfigSources};
