@@ -45,7 +45,7 @@ pub(super) async fn health(State(state): State<ApiState>) -> Response {
                 "version": VERSION,
                 "hosts": hosts,
             });
-            return Json(with_maintenance(&state, body)).into_response();
+            return Json(with_node_state(&state, body)).into_response();
         }
         Ok(Err(err)) => err.to_string(),
         Err(_) => format!(
@@ -64,7 +64,7 @@ pub(super) async fn health(State(state): State<ApiState>) -> Response {
     });
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(with_maintenance(&state, body)),
+        Json(with_node_state(&state, body)),
     )
         .into_response()
 }
@@ -94,7 +94,7 @@ pub(super) async fn stats(State(state): State<ApiState>) -> Json<Value> {
         },
         "version": VERSION,
     });
-    Json(with_maintenance(&state, body))
+    Json(with_node_state(&state, body))
 }
 
 /// `GET /api/hosts`: a page of the caller's hosts (every host for admins).
@@ -167,9 +167,9 @@ pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ))
 }
 
-/// Adds maintenance mode as in force now to `body`: `"maintenance": true|false`, and while it
-/// is on the operator's `"maintenance_message"`.
-fn with_maintenance(state: &ApiState, mut body: Value) -> Value {
+/// `body` with this node's name, store and role, and maintenance mode as in force now:
+/// `"maintenance": true|false`, and while it is on the operator's `"maintenance_message"`.
+fn with_node_state(state: &ApiState, mut body: Value) -> Value {
     let config = state.config.get();
     let maintenance = &config.maintenance;
     // Which node answered, on which store, and whether it runs offline detection: a load
