@@ -37,7 +37,7 @@ impl TestPostgres {
     /// server binaries are not on this machine.
     pub fn start() -> Self {
         let bindir = server_bindir();
-        let as_postgres = running_as_root();
+        let as_postgres = rustix::process::geteuid().is_root();
         let dir = tempfile::Builder::new()
             .prefix("prism-pg-")
             .tempdir()
@@ -244,14 +244,6 @@ fn server_bindir() -> PathBuf {
          or on PATH: install the `postgresql` package (scripts/test does) or set \
          PRISM_TEST_PG_BINDIR"
     );
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 /// Gives the temporary directory to the `postgres` user, which runs the server under root.
