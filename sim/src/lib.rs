@@ -6,6 +6,7 @@
 //! [`timeline::Timeline`] that converts to promtool `input_series`.
 
 pub mod adapters;
+pub mod database;
 pub mod fleet;
 pub mod invariants;
 pub mod ledger;

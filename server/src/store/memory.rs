@@ -153,6 +153,11 @@ impl MemoryStore {
         self.state().hosts.values().cloned().collect()
     }
 
+    /// A copy of one stored host.
+    pub fn host(&self, hostname: &str) -> Option<HostRecord> {
+        self.state().hosts.get(hostname).cloned()
+    }
+
     fn state(&self) -> MutexGuard<'_, MemoryState> {
         // A panic while holding the lock leaves plain data behind; keep using it.
         self.state

@@ -8,6 +8,9 @@
 //! the one node that sweeps ([`Store::lead`]) and publishes every committed change on a
 //! change feed ([`Store::subscribe`]); an embedded store (SQLite) has one writer, so it
 //! always leads and has no feed.
+//!
+//! The types crossing the [`Store`] boundary are serialisable, so a store can also sit behind
+//! a network transport (the simulator's database host does).
 
 pub mod memory;
 pub mod postgres;
@@ -25,7 +28,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A host as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostRecord {
     /// Lowercase hostname, the key.
     pub hostname: String,
@@ -45,7 +48,7 @@ pub struct HostRecord {
 }
 
 /// SHA-256 of a token: what is stored and compared, never the token itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {
@@ -72,7 +75,7 @@ impl fmt::Debug for TokenHash {
 }
 
 /// A token as stored: never the token itself, only its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenRecord {
     /// Identifier shown by `token list` and taken by `token revoke`.
     pub id: i64,
@@ -89,7 +92,7 @@ pub struct TokenRecord {
 }
 
 /// A change to the stored hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HostWrite {
     /// Creates a host, or brings it online at a new address (new registrations, moves and
     /// reconnections: durable before the ack). Keeps the stored `first_seen`; never moves
@@ -112,7 +115,7 @@ impl HostWrite {
 }
 
 /// A host whose deadline passed in the sweeper's registry, to expire in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Due {
     /// The host.
     pub hostname: String,
@@ -124,7 +127,7 @@ pub struct Due {
 }
 
 /// What a due host is up for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DueAction {
     /// Mark it offline.
     GoOffline,
@@ -133,7 +136,7 @@ pub enum DueAction {
 }
 
 /// What the store did with a [`Due`] host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Expired {
     /// Marked offline (or deleted) as asked, at change position `change`.
     Done {
@@ -157,7 +160,7 @@ pub enum Expired {
 }
 
 /// A committed change another node (or another process) made, from a store's change feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FeedEvent {
     /// A host was created, moved, came back or went offline: its stored record now.
     Host(HostRecord),
@@ -179,7 +182,7 @@ pub enum FeedEvent {
 pub type ChangeFeed = tokio::sync::mpsc::Receiver<FeedEvent>;
 
 /// A store failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StoreError {
     /// The database reported an error.
     #[error("database error: {0}")]
